@@ -1,0 +1,125 @@
+import { randomUUID } from 'node:crypto'
+import Fastify, { type FastifyInstance } from 'fastify'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Ajv } from 'ajv'
+import addFormatsModule from 'ajv-formats'
+import { authRoutes } from './auth/routes.js'
+import { sessionQueries } from './auth/sessions.js'
+import { verifyAccessToken, type TokenKeys } from './auth/tokens.js'
+import type { Config } from './config.js'
+import type { Database } from './db/client.js'
+import { requireUser } from './http/auth-guard.js'
+import { Problem, registerProblemHandlers } from './http/problem.js'
+import { taskQueries } from './tasks/queries.js'
+import { taskRoutes } from './tasks/routes.js'
+import { userQueries } from './users/queries.js'
+import { userRoutes } from './users/routes.js'
+
+export interface Deps {
+  database: Database
+  keys: TokenKeys
+}
+
+const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default
+
+/**
+ * Bodies are validated strictly: an unknown field or a wrong type is a 400, never dropped or
+ * coerced (`{"title": 5}` is not the title "5"). Query strings and paths arrive as text, so there
+ * types are coerced (`limit=20`, `completed=true`) and a lone `tag=x` becomes an array.
+ */
+function validatorCompiler () {
+  const strict = new Ajv({ allErrors: true, coerceTypes: false, useDefaults: true, removeAdditional: false, strict: false })
+  const lenient = new Ajv({ allErrors: true, coerceTypes: 'array', useDefaults: true, removeAdditional: false, strict: false })
+  addFormats(strict)
+  addFormats(lenient)
+  return ({ schema, httpPart }: { schema: object, httpPart?: string }) =>
+    (httpPart === 'body' ? strict : lenient).compile(schema)
+}
+
+/** A client's X-Request-Id is kept when it is short and plain, so logs join across services. */
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+export async function buildApp (config: Config, { database, keys }: Deps): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: {
+      level: config.logLevel,
+      // Bodies are never logged; these are the places a secret could still appear.
+      redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["idempotency-key"]'], censor: '[redacted]' },
+      serializers: {
+        // The query string can carry a token (SSE tickets): log the path only.
+        req: (req) => ({ method: req.method, url: req.url.split('?')[0], requestId: req.id, remoteAddress: req.ip }),
+      },
+    },
+    bodyLimit: config.bodyLimitBytes,
+    requestTimeout: config.requestTimeoutMs,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id']
+      return typeof given === 'string' && SANE_REQUEST_ID.test(given) ? given : randomUUID()
+    },
+    // Proto-poisoning keys in JSON are refused (400), not stripped.
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  app.setValidatorCompiler(validatorCompiler())
+  registerProblemHandlers(app)
+  app.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id) })
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'taskbase',
+        version: '1.0.0',
+        description: 'Multi-user task API. Errors are application/problem+json (RFC 9457).',
+      },
+      components: {
+        securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+      },
+      tags: [
+        { name: 'auth', description: 'Accounts and tokens' },
+        { name: 'users', description: 'The signed-in user' },
+        { name: 'tasks', description: 'Your tasks; another user\'s task is always 404' },
+        { name: 'operations', description: 'Health and documentation' },
+      ],
+    },
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+
+  app.get('/healthz', {
+    schema: { tags: ['operations'], summary: 'The process is up (no database check)' },
+  }, async () => ({ status: 'ok' }))
+  app.get('/readyz', {
+    schema: { tags: ['operations'], summary: 'The database answers; 503 when it does not' },
+  }, async () => {
+    try {
+      await database.ping()
+    } catch {
+      throw new Problem(503, 'The database is not reachable', undefined, 'about:blank', { 'retry-after': '2' })
+    }
+    return { status: 'ok' }
+  })
+
+  const { db } = database
+  const users = userQueries(db)
+  const sessions = sessionQueries(db, keys)
+  const tasks = taskQueries(db)
+
+  await app.register(async (api) => {
+    await api.register(authRoutes, { users, sessions })
+    await api.register(async (signedIn) => {
+      // A token outliving its user (account deleted) is refused like any invalid token.
+      requireUser(signedIn, async (token) => {
+        const userId = await verifyAccessToken(keys, token)
+        return userId !== null && await users.exists(userId) ? userId : null
+      })
+      await signedIn.register(userRoutes, { users, sessions })
+      await signedIn.register(taskRoutes, { tasks })
+    })
+  }, { prefix: '/api/v1' })
+
+  return app
+}

@@ -1,0 +1,78 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Problem, ProblemType, unauthorized } from '../http/problem.js'
+import { errorResponses } from '../http/schemas.js'
+import type { UserQueries } from '../users/queries.js'
+import { toUserJson } from '../users/schemas.js'
+import { hashPassword, verifyPassword } from './passwords.js'
+import { LoginBody, RefreshBody, RegisterBody, SessionJson, TokenPairJson } from './schemas.js'
+import type { SessionQueries } from './sessions.js'
+
+export interface AuthRoutesOptions {
+  users: UserQueries
+  sessions: SessionQueries
+}
+
+const INVALID_LOGIN = 'The email or password is incorrect'
+
+export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (app, { users, sessions }) => {
+  app.post('/auth/register', {
+    schema: {
+      tags: ['auth'],
+      summary: 'Create an account and sign in',
+      body: RegisterBody,
+      response: { 201: SessionJson, ...errorResponses(400, 409, 413, 415) },
+    },
+  }, async (request, reply) => {
+    const { email, password, name } = request.body
+    const user = await users.create({ email, name, passwordHash: await hashPassword(password) })
+    if (!user) throw new Problem(409, 'An account with this email already exists')
+    const tokens = await sessions.start(user.id)
+    return reply.code(201).send({ user: toUserJson(user), ...tokens })
+  })
+
+  app.post('/auth/login', {
+    schema: {
+      tags: ['auth'],
+      summary: 'Sign in with email and password',
+      body: LoginBody,
+      response: { 200: SessionJson, ...errorResponses(400, 401) },
+    },
+  }, async (request) => {
+    const { email, password } = request.body
+    const user = await users.findByEmail(email)
+    // One message and about the same time for an unknown email and a wrong password: the
+    // decoy hash is checked when there is no user.
+    if (!await verifyPassword(user?.passwordHash, password) || !user) throw unauthorized(INVALID_LOGIN)
+    return { user: toUserJson(user), ...await sessions.start(user.id) }
+  })
+
+  app.post('/auth/refresh', {
+    schema: {
+      tags: ['auth'],
+      summary: 'Trade a refresh token for a new token pair',
+      description: 'The presented refresh token stops working. Presenting it again revokes every token of its session.',
+      body: RefreshBody,
+      response: { 200: TokenPairJson, ...errorResponses(400, 401) },
+    },
+  }, async (request) => {
+    const outcome = await sessions.refresh(request.body.refreshToken)
+    if (outcome.ok) return outcome.tokens
+    if (outcome.reason === 'reused') {
+      throw new Problem(401, 'This refresh token was already used; the session is revoked, sign in again',
+        undefined, ProblemType.refreshTokenReused, { 'www-authenticate': 'Bearer' })
+    }
+    throw unauthorized(outcome.reason === 'expired' ? 'The refresh token has expired' : 'The refresh token is not valid')
+  })
+
+  app.post('/auth/logout', {
+    schema: {
+      tags: ['auth'],
+      summary: 'End the session of a refresh token',
+      body: RefreshBody,
+      response: { 204: Type.Null({ description: 'Signed out' }), ...errorResponses(400) },
+    },
+  }, async (request, reply) => {
+    await sessions.logout(request.body.refreshToken)
+    return reply.code(204).send(null)
+  })
+}

@@ -1,0 +1,82 @@
+import { resolve } from 'node:path'
+
+/**
+ * Everything taskbase reads from its environment, validated once. `loadConfig` is the only reader
+ * of `process.env`; the rest of the code receives this object.
+ */
+export interface Config {
+  readonly port: number
+  readonly host: string
+  readonly logLevel: string
+  /** A server PostgreSQL; undefined means the embedded database in `dataDir`. */
+  readonly databaseUrl: string | undefined
+  readonly databasePoolSize: number
+  readonly dataDir: string
+  /** Undefined on the embedded database: a random secret is then kept in `dataDir`. */
+  readonly jwtSecret: string | undefined
+  readonly jwtIssuer: string
+  readonly jwtAudience: string
+  readonly accessTokenTtlSeconds: number
+  readonly refreshTokenTtlDays: number
+  readonly bodyLimitBytes: number
+  readonly requestTimeoutMs: number
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
+export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = []
+
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = env[name]
+    if (raw === undefined || raw === '') return fallback
+    const value = Number(raw)
+    if (!Number.isInteger(value) || value < min || value > max) {
+      problems.push(`${name} must be a whole number from ${min} to ${max}, got "${raw}"`)
+      return fallback
+    }
+    return value
+  }
+
+  const logLevel = env.LOG_LEVEL || 'info'
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`)
+
+  const databaseUrl = env.DATABASE_URL || undefined
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    // Never echo the URL: it usually holds a password.
+    problems.push('DATABASE_URL must start with postgres:// or postgresql://')
+  }
+
+  const jwtSecret = env.JWT_SECRET || undefined
+  if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret) < 32) {
+    problems.push('JWT_SECRET must be at least 32 bytes; generate one with: openssl rand -base64 48')
+  }
+  if (jwtSecret === undefined && databaseUrl !== undefined) {
+    // Every process on one database must sign with the same secret, so none may invent its own.
+    problems.push('JWT_SECRET is required with DATABASE_URL (all processes must share it); generate one with: openssl rand -base64 48')
+  }
+
+  const config: Config = {
+    port: integer('PORT', 3000, 0, 65_535),
+    host: env.HOST || '127.0.0.1',
+    logLevel,
+    databaseUrl,
+    databasePoolSize: integer('DATABASE_POOL_SIZE', 10, 1, 1000),
+    dataDir: resolve(env.DATA_DIR || 'data'),
+    jwtSecret,
+    jwtIssuer: env.JWT_ISSUER || 'taskbase',
+    jwtAudience: env.JWT_AUDIENCE || 'taskbase',
+    accessTokenTtlSeconds: integer('ACCESS_TOKEN_TTL_SECONDS', 15 * 60, 10, 24 * 60 * 60),
+    refreshTokenTtlDays: integer('REFRESH_TOKEN_TTL_DAYS', 30, 1, 365),
+    bodyLimitBytes: integer('BODY_LIMIT_BYTES', 64 * 1024, 1024, 10 * 1024 * 1024),
+    requestTimeoutMs: integer('REQUEST_TIMEOUT_MS', 30_000, 1000, 600_000),
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+  return Object.freeze(config)
+}
+
+export class ConfigError extends Error {
+  constructor (readonly problems: string[]) {
+    super(`Invalid configuration:\n- ${problems.join('\n- ')}`)
+  }
+}

@@ -1,0 +1,92 @@
+import { mkdir } from 'node:fs/promises'
+import { PGlite } from '@electric-sql/pglite'
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm'
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
+import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
+import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+import type { Logger } from 'pino'
+import * as schema from './schema.js'
+
+/** PGlite, node-postgres and a transaction on either all fit this type. */
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
+
+export interface Database {
+  readonly kind: 'embedded' | 'postgres'
+  readonly db: Db
+  /** Resolves when the database answers a trivial query; rejects otherwise. */
+  ping (): Promise<void>
+  /** Applies the committed migrations that have not run yet; running it again changes nothing. */
+  migrate (): Promise<void>
+  close (): Promise<void>
+}
+
+// Resolves to <root>/src/db/migrations from both src/db (tsx) and dist/db (built).
+const migrationsFolder = fileURLToPath(new URL('../../src/db/migrations', import.meta.url))
+
+/** Any constant will do, as long as nothing else on the database uses it. */
+const MIGRATION_LOCK_KEY = 0x7a5b_da5e
+
+/**
+ * Extensions of the embedded database. PGlite must be given them on every open, not only the
+ * first: without pg_trgm loaded, writes to the indexed tasks table fail.
+ */
+export const pgliteExtensions = { pg_trgm }
+
+/** Opens PGlite on `dataDir` (created if missing), or in memory when `dataDir` is undefined. */
+export async function openEmbedded (dataDir: string | undefined): Promise<Database> {
+  if (dataDir !== undefined) await mkdir(dataDir, { recursive: true })
+  const client = await PGlite.create(dataDir, { extensions: pgliteExtensions })
+  const db = drizzlePglite({ client, schema }) as unknown as Db
+  return {
+    kind: 'embedded',
+    db,
+    async ping () { await client.query('select 1') },
+    async migrate () { await migratePglite(drizzlePglite({ client }), { migrationsFolder }) },
+    async close () { if (!client.closed) await client.close() },
+  }
+}
+
+export interface PostgresOptions {
+  readonly url: string
+  readonly poolSize: number
+  readonly log?: Pick<Logger, 'warn'>
+}
+
+export async function openPostgres ({ url, poolSize, log }: PostgresOptions): Promise<Database> {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: poolSize,
+    // A request waiting this long for a connection gets a 503 rather than hanging.
+    connectionTimeoutMillis: 5_000,
+    idleTimeoutMillis: 30_000,
+  })
+  // Without this listener an idle connection dropped by the server (restart, failover,
+  // pg_terminate_backend) crashes the process. The pool replaces the connection by itself.
+  pool.on('error', (error) => {
+    log?.warn({ code: (error as { code?: string }).code, message: error.message }, 'idle database connection lost')
+  })
+  const db = drizzlePg({ client: pool, schema }) as unknown as Db
+  return {
+    kind: 'postgres',
+    db,
+    async ping () { await pool.query('select 1') },
+    async migrate () {
+      // Several processes may start at once on one database: the advisory lock lets one migrate
+      // while the others wait, then find nothing left to do. A plain connection, not the pool, so
+      // that the lock and the migration share one session.
+      const client = new pg.Client({ connectionString: url })
+      await client.connect()
+      try {
+        await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY])
+        await migratePg(drizzlePg({ client }), { migrationsFolder })
+      } finally {
+        await client.end()
+      }
+    },
+    async close () { if (!pool.ended) await pool.end() },
+  }
+}

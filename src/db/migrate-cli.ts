@@ -1,0 +1,18 @@
+// `npm run db:migrate`: applies pending migrations to DATABASE_URL, or to the embedded database in
+// DATA_DIR, then exits. The server does the same on start; this is for deploy pipelines.
+import { loadConfig } from '../config.js'
+import { openEmbedded, openPostgres } from './client.js'
+import { lockDataDir } from './lock.js'
+
+const config = loadConfig({ ...process.env, JWT_SECRET: process.env.JWT_SECRET || 'x'.repeat(32) }) // no tokens are signed here
+const release = config.databaseUrl === undefined ? lockDataDir(config.dataDir) : () => {}
+const database = config.databaseUrl === undefined
+  ? await openEmbedded(config.dataDir)
+  : await openPostgres({ url: config.databaseUrl, poolSize: 1 })
+try {
+  await database.migrate()
+  console.log(`migrations applied (${database.kind} database)`)
+} finally {
+  await database.close()
+  release()
+}

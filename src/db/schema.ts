@@ -1,0 +1,92 @@
+import { sql } from 'drizzle-orm'
+import {
+  boolean, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid,
+} from 'drizzle-orm/pg-core'
+
+// Millisecond precision everywhere, like JavaScript's Date and the JSON we send: a keyset cursor
+// holding a timestamp then compares equal to the row it came from.
+const time = (name: string) => timestamp(name, { withTimezone: true, precision: 3 })
+const createdAt = () => time('created_at').notNull().defaultNow()
+const updatedAt = () => time('updated_at').notNull().defaultNow()
+
+export const users = pgTable('users', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  /** As the user typed it, trimmed; uniqueness and look-ups go through lower(email). */
+  email: text('email').notNull(),
+  name: text('name'),
+  /** Argon2id PHC string. */
+  passwordHash: text('password_hash').notNull(),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+}, (t) => [
+  uniqueIndex('users_email_lower_key').on(sql`lower(${t.email})`),
+])
+
+/**
+ * One row per refresh token ever issued. A login starts a family; each refresh revokes the
+ * presented token and issues the next one in the same family. Only a SHA-256 of the token is kept.
+ */
+export const refreshTokens = pgTable('refresh_tokens', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  familyId: uuid('family_id').notNull(),
+  tokenHash: text('token_hash').notNull().unique(),
+  expiresAt: time('expires_at').notNull(),
+  /** Set when the token is rotated, logged out or revoked; presenting it afterwards is reuse. */
+  revokedAt: time('revoked_at'),
+  createdAt: createdAt(),
+}, (t) => [
+  index('refresh_tokens_family_idx').on(t.familyId),
+  index('refresh_tokens_user_idx').on(t.userId),
+])
+
+/** Declaration order is sort order: none < low < medium < high. */
+export const taskPriority = pgEnum('task_priority', ['none', 'low', 'medium', 'high'])
+
+export const tasks = pgTable('tasks', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  title: text('title').notNull(),
+  description: text('description'),
+  completed: boolean('completed').notNull().default(false),
+  completedAt: time('completed_at'),
+  priority: taskPriority('priority').notNull().default('none'),
+  dueAt: time('due_at'),
+  /** Tags as the client wrote them. */
+  tags: text('tags').array().notNull().default(sql`'{}'::text[]`),
+  /** lower() of each tag, written with `tags`: the tag filter is case-insensitive and indexed. */
+  tagKeys: text('tag_keys').array().notNull().default(sql`'{}'::text[]`),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+  version: integer('version').notNull().default(1),
+}, (t) => [
+  // Keyset pagination: one index per sort, each ending in id, the tie-breaker; descending sorts
+  // scan them backwards. Tasks without a due date sort last both ways, hence the two due indexes.
+  index('tasks_user_created_idx').on(t.userId, t.createdAt, t.id),
+  index('tasks_user_completed_created_idx').on(t.userId, t.completed, t.createdAt, t.id),
+  index('tasks_user_due_asc_idx').on(t.userId, sql`coalesce(${t.dueAt}, 'infinity'::timestamptz)`, t.id),
+  index('tasks_user_due_desc_idx').on(t.userId, sql`coalesce(${t.dueAt}, '-infinity'::timestamptz)`, t.id),
+  index('tasks_user_priority_idx').on(t.userId, t.priority, t.id),
+  index('tasks_user_title_idx').on(t.userId, sql`lower(${t.title})`, t.id),
+  index('tasks_tag_keys_idx').using('gin', t.tagKeys),
+  // `q` searches title and description with ILIKE; trigrams make that an index scan.
+  index('tasks_search_idx').using('gin', sql`(${t.title} || ' ' || coalesce(${t.description}, '')) gin_trgm_ops`),
+])
+
+/** A retried `POST /tasks` with the same key returns the stored first answer. Kept 24 hours. */
+export const idempotencyKeys = pgTable('idempotency_keys', {
+  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  key: text('key').notNull(),
+  /** SHA-256 of the request body, to tell a retry from a different request reusing the key. */
+  requestHash: text('request_hash').notNull(),
+  responseStatus: integer('response_status').notNull(),
+  responseBody: jsonb('response_body').notNull(),
+  createdAt: createdAt(),
+}, (t) => [
+  primaryKey({ columns: [t.userId, t.key] }),
+  index('idempotency_keys_created_idx').on(t.createdAt),
+])
+
+export type User = typeof users.$inferSelect
+export type Task = typeof tasks.$inferSelect
+export type Priority = (typeof taskPriority.enumValues)[number]

@@ -1,0 +1,154 @@
+import { STATUS_CODES } from 'node:http'
+import type { FastifyInstance } from 'fastify'
+import { Type } from '@fastify/type-provider-typebox'
+
+export interface FieldError {
+  path: string
+  message: string
+}
+
+/** Problem types clients branch on. Never renamed once published. */
+export const ProblemType = {
+  preconditionFailed: 'https://taskbase.dev/problems/precondition-failed',
+  idempotencyKeyReused: 'https://taskbase.dev/problems/idempotency-key-reused',
+  refreshTokenReused: 'https://taskbase.dev/problems/refresh-token-reused',
+  databaseUnavailable: 'https://taskbase.dev/problems/database-unavailable',
+} as const
+
+/** An RFC 9457 problem. Code below the routes throws these; one handler renders them. */
+export class Problem extends Error {
+  constructor (
+    readonly status: number,
+    readonly detail: string,
+    readonly errors?: FieldError[],
+    readonly type: string = 'about:blank',
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(detail)
+  }
+
+  toJSON () {
+    const { type, status, detail, errors } = this
+    return { type, title: STATUS_CODES[status] ?? 'Error', status, detail, ...(errors ? { errors } : {}) }
+  }
+}
+
+export const badRequest = (detail: string, errors?: FieldError[]) => new Problem(400, detail, errors)
+export const notFound = (what: string) => new Problem(404, `${what} not found`)
+export const unauthorized = (detail = 'A valid access token is required') =>
+  new Problem(401, detail, undefined, 'about:blank', { 'www-authenticate': 'Bearer' })
+
+/** The schema of every error body, for the OpenAPI document. */
+export const ProblemJson = Type.Object({
+  type: Type.String(),
+  title: Type.String(),
+  status: Type.Integer(),
+  detail: Type.String(),
+  errors: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
+}, { description: 'An RFC 9457 problem, sent as application/problem+json' })
+
+interface FastifyLikeError {
+  code?: string
+  statusCode?: number
+  message: string
+  validation?: Array<{ instancePath: string, message?: string, keyword: string, params: Record<string, unknown> }>
+  validationContext?: string
+}
+
+const CONTEXT_NAMES: Record<string, string> = { querystring: 'query', params: 'path', headers: 'header', body: 'body' }
+
+/** `body.tags.2`, `query.limit`: where a schema failure is, in the words of the request. */
+function fieldPath (context: string | undefined, e: NonNullable<FastifyLikeError['validation']>[number]): string {
+  const parts = [CONTEXT_NAMES[context ?? ''] ?? context ?? 'request']
+  for (const segment of e.instancePath.split('/').slice(1)) parts.push(segment.replaceAll('~1', '/').replaceAll('~0', '~'))
+  const property = e.params.missingProperty ?? e.params.additionalProperty ?? e.params.propertyName
+  if (typeof property === 'string') parts.push(property)
+  return parts.join('.')
+}
+
+function fieldMessage (e: NonNullable<FastifyLikeError['validation']>[number]): string {
+  if (e.keyword === 'additionalProperties') return 'is not a known field'
+  if (e.keyword === 'required') return 'is required'
+  if (e.keyword === 'pattern' && e.params.pattern === '\\S') return 'must not be blank'
+  if (e.keyword === 'enum' && Array.isArray(e.params.allowedValues)) return `must be one of: ${e.params.allowedValues.join(', ')}`
+  return e.message ?? 'is invalid'
+}
+
+/** SQLSTATEs and socket errors that mean "the database is not there right now", not "bad query". */
+export function isDatabaseUnavailable (error: unknown): boolean {
+  for (let e = error; e instanceof Error || (typeof e === 'object' && e !== null); e = (e as { cause?: unknown }).cause) {
+    const code = (e as { code?: unknown }).code
+    if (typeof code === 'string') {
+      if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || code === '53300') return true
+      if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) return true
+    }
+    const message = (e as { message?: unknown }).message
+    if (typeof message === 'string' && /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end/i.test(message)) return true
+    if ((e as { cause?: unknown }).cause === e) break
+  }
+  return false
+}
+
+function uniqueErrors (errors: FieldError[]): FieldError[] {
+  const seen = new Set<string>()
+  return errors.filter((e) => !seen.has(`${e.path}\0${e.message}`) && seen.add(`${e.path}\0${e.message}`))
+}
+
+export function toProblem (error: unknown): Problem {
+  if (error instanceof Problem) return error
+  if (isDatabaseUnavailable(error)) {
+    return new Problem(503, 'The database is unavailable; retry shortly', undefined, ProblemType.databaseUnavailable, { 'retry-after': '2' })
+  }
+  const e = error as FastifyLikeError
+  if (e?.validation) {
+    return badRequest(
+      `The request ${CONTEXT_NAMES[e.validationContext ?? ''] ?? 'input'} does not match the schema`,
+      uniqueErrors(e.validation.map((v) => ({ path: fieldPath(e.validationContext, v), message: fieldMessage(v) }))),
+    )
+  }
+  if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return new Problem(e.statusCode, clientMessage(e))
+  }
+  return new Problem(500, 'Something went wrong on our side; the request was not completed')
+}
+
+/** Fastify's own 4xx messages, in words for an API client. */
+function clientMessage (e: FastifyLikeError): string {
+  switch (e.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY': return 'The body is not valid JSON'
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY': return 'The body is empty but Content-Type is application/json'
+    case 'FST_ERR_CTP_BODY_TOO_LARGE': return 'The body is larger than the limit of this server'
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return 'Unsupported Content-Type; send application/json'
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH': return 'Content-Length does not match the body'
+    default: return e.message
+  }
+}
+
+/**
+ * What a log may say about an error: the message and code of the error and its causes, never
+ * query parameters (drizzle puts them in its message, and they hold password and token hashes).
+ */
+export function describeError (error: unknown): Record<string, unknown> {
+  const chain: Array<{ name?: string, code?: unknown, message?: string }> = []
+  for (let e: unknown = error; e && chain.length < 5; e = (e as { cause?: unknown }).cause) {
+    const err = e as { name?: string, code?: unknown, message?: unknown, query?: unknown }
+    const message = typeof err.query === 'string' ? `Failed query: ${err.query}` : String(err.message ?? e)
+    chain.push({ name: err.name, code: err.code, message })
+    if ((e as { cause?: unknown }).cause === e) break
+  }
+  const stack = error instanceof Error && !('query' in error) ? error.stack : undefined
+  return { errors: chain, stack }
+}
+
+export function registerProblemHandlers (app: FastifyInstance): void {
+  app.setErrorHandler((error, request, reply) => {
+    const problem = toProblem(error)
+    if (problem.status === 503) request.log.warn(describeError(error), 'database unavailable')
+    else if (problem.status >= 500) request.log.error(describeError(error), 'request failed')
+    return reply.code(problem.status).headers(problem.headers).type('application/problem+json').send(problem.toJSON())
+  })
+  app.setNotFoundHandler((request, reply) => {
+    const problem = new Problem(404, `No route for ${request.method} ${request.url.split('?')[0]}`)
+    return reply.code(404).type('application/problem+json').send(problem.toJSON())
+  })
+}

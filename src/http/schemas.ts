@@ -1,0 +1,19 @@
+import { Type, type Static, type TSchema } from '@fastify/type-provider-typebox'
+import { ProblemJson } from './problem.js'
+
+export const Uuid = Type.String({ format: 'uuid' })
+
+/** The error responses a route documents; each is a problem+json body. */
+export const errorResponses = <S extends number>(...statuses: S[]) =>
+  Object.fromEntries(statuses.map((status) => [status, ProblemJson])) as Record<S, typeof ProblemJson>
+
+/**
+ * `T | null` as `type: [T, "null"]`, not `anyOf`: a wrong value then gets one error ("must be
+ * string,null") instead of one per branch.
+ */
+export const Nullable = <T extends TSchema>(schema: T) =>
+  Type.Unsafe<Static<T> | null>({ ...schema, type: [(schema as { type?: string }).type, 'null'] })
+
+/** A closed set of strings, as one `enum` (one error on a wrong value, not one per choice). */
+export const StringEnum = <const T extends readonly string[]>(values: T, options: object = {}) =>
+  Type.Unsafe<T[number]>({ type: 'string', enum: values, ...options })

@@ -1,0 +1,88 @@
+import { randomBytes } from 'node:crypto'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { buildApp } from './app.js'
+import type { TokenKeys } from './auth/tokens.js'
+import { ConfigError, loadConfig, type Config } from './config.js'
+import { openEmbedded, openPostgres, type Database } from './db/client.js'
+import { DataDirLockedError, lockDataDir } from './db/lock.js'
+import { taskQueries } from './tasks/queries.js'
+
+/**
+ * The embedded default needs no configuration, so it invents a signing secret on first start and
+ * keeps it beside the data (mode 0600): tokens survive a restart.
+ */
+function embeddedSecret (dataDir: string): string {
+  const path = join(dataDir, 'jwt-secret')
+  try {
+    return readFileSync(path, 'utf8').trim()
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
+    const secret = randomBytes(48).toString('base64url')
+    writeFileSync(path, `${secret}\n`, { mode: 0o600, flag: 'wx' })
+    return secret
+  }
+}
+
+function tokenKeys (config: Config, secret: string): TokenKeys {
+  return {
+    secret: new TextEncoder().encode(secret),
+    issuer: config.jwtIssuer,
+    audience: config.jwtAudience,
+    accessTokenTtlSeconds: config.accessTokenTtlSeconds,
+    refreshTokenTtlDays: config.refreshTokenTtlDays,
+  }
+}
+
+async function main (): Promise<void> {
+  const config = loadConfig()
+  let releaseLock = () => {}
+  let database: Database
+  let secret: string
+  if (config.databaseUrl === undefined) {
+    releaseLock = lockDataDir(config.dataDir)
+    database = await openEmbedded(config.dataDir)
+    secret = config.jwtSecret ?? embeddedSecret(config.dataDir)
+  } else {
+    database = await openPostgres({ url: config.databaseUrl, poolSize: config.databasePoolSize })
+    secret = config.jwtSecret!
+  }
+  await database.migrate()
+
+  const app = await buildApp(config, { database, keys: tokenKeys(config, secret) })
+  const tasks = taskQueries(database.db)
+  const pruning = setInterval(() => {
+    tasks.pruneIdempotencyKeys().catch((error: Error) => app.log.warn({ message: error.message }, 'pruning idempotency keys failed'))
+  }, 60 * 60 * 1000).unref()
+
+  let closing = false
+  const shutdown = async (signal: string) => {
+    if (closing) return
+    closing = true
+    app.log.info({ signal }, 'shutting down: draining in-flight requests')
+    clearInterval(pruning)
+    // A second signal, or a drain that hangs, still ends the process.
+    setTimeout(() => { app.log.error('shutdown took over 10 s; exiting'); process.exit(1) }, 10_000).unref()
+    try {
+      await app.close() // stops accepting, waits for in-flight requests
+      await database.close() // PGlite: a clean close means the next start needs no recovery
+    } finally {
+      releaseLock()
+    }
+    process.exit(0)
+  }
+  process.on('SIGTERM', () => void shutdown('SIGTERM'))
+  process.on('SIGINT', () => void shutdown('SIGINT'))
+
+  await app.listen({ port: config.port, host: config.host })
+  app.log.info({ database: database.kind, dataDir: database.kind === 'embedded' ? config.dataDir : undefined }, 'taskbase is ready')
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ConfigError || error instanceof DataDirLockedError) {
+    console.error(error.message)
+  } else {
+    console.error('taskbase failed to start:', error instanceof Error ? error.message : error)
+  }
+  process.exit(1)
+})

@@ -1,0 +1,147 @@
+import { createHash } from 'node:crypto'
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { etagOf, ifMatchHits, noneMatchHits } from '../http/conditional.js'
+import { notFound, Problem, ProblemType } from '../http/problem.js'
+import { errorResponses } from '../http/schemas.js'
+import type { ConditionalResult, TaskQueries } from './queries.js'
+import {
+  CreateTaskBody, ListTasksQuery, TaskJson, TaskPageJson, TaskParams, toTaskJson, UpdateTaskBody,
+} from './schemas.js'
+
+export interface TaskRoutesOptions {
+  tasks: TaskQueries
+}
+
+const IfMatchHeaders = Type.Object({
+  'if-match': Type.Optional(Type.String({ description: 'An ETag of the task: the write happens only if it is still current' })),
+})
+const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({
+    minLength: 1, maxLength: 255, description: 'A retry with the same key and body returns the first answer; kept 24 hours',
+  })),
+})
+
+const preconditionFailed = () => new Problem(412,
+  'The task has changed since the ETag in If-Match was issued; fetch it again and retry',
+  undefined, ProblemType.preconditionFailed)
+
+/** A digest of the body with keys sorted, so a retry that reorders fields is still the same request. */
+function requestHash (body: unknown): string {
+  const canonical = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(canonical)
+    if (value !== null && typeof value === 'object') {
+      return Object.fromEntries(Object.keys(value).sort().map((k) => [k, canonical((value as Record<string, unknown>)[k])]))
+    }
+    return value
+  }
+  return createHash('sha256').update(JSON.stringify(canonical(body))).digest('hex')
+}
+
+export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { tasks }) => {
+  /** The version an If-Match header pins, after checking it against the current task. */
+  async function pinnedVersion (userId: string, taskId: string, ifMatch: string | undefined): Promise<number | undefined> {
+    if (ifMatch === undefined) return undefined
+    const task = await tasks.find(userId, taskId)
+    if (!task) throw notFound('task')
+    if (!ifMatchHits(ifMatch, etagOf(task.id, task.version))) throw preconditionFailed()
+    return task.version
+  }
+
+  function unwrap<T> (result: ConditionalResult<T>): T {
+    if (result.status === 'missing') throw notFound('task')
+    if (result.status === 'stale') throw preconditionFailed()
+    return result.value
+  }
+
+  app.get('/tasks', {
+    schema: {
+      tags: ['tasks'],
+      summary: 'List your tasks',
+      description: 'Filters combine with AND. Keyset pagination: pass nextCursor as cursor, with the same sort.',
+      querystring: ListTasksQuery,
+      response: { 200: TaskPageJson, ...errorResponses(400, 401) },
+    },
+  }, async (request) => {
+    const page = await tasks.list(request.userId, request.query)
+    return { items: page.items.map(toTaskJson), nextCursor: page.nextCursor }
+  })
+
+  app.post('/tasks', {
+    schema: {
+      tags: ['tasks'],
+      summary: 'Create a task',
+      headers: IdempotencyHeaders,
+      body: CreateTaskBody,
+      response: { 201: TaskJson, ...errorResponses(400, 401, 413, 415, 422) },
+    },
+  }, async (request, reply) => {
+    const key = request.headers['idempotency-key']
+    let status = 201
+    let body: TaskJson
+    if (key === undefined) {
+      body = toTaskJson(await tasks.create(request.userId, request.body))
+    } else {
+      const result = await tasks.createIdempotent(request.userId, key, requestHash(request.body), request.body, toTaskJson)
+      if (result.status === 'conflict') {
+        throw new Problem(422, 'This Idempotency-Key was already used with a different body; use a new key for a new task',
+          undefined, ProblemType.idempotencyKeyReused)
+      }
+      if (result.status === 'replayed') reply.header('idempotent-replayed', 'true')
+      status = result.responseStatus
+      body = result.body
+    }
+    return reply.code(status as 201)
+      .header('location', `/api/v1/tasks/${body.id}`)
+      .header('etag', etagOf(body.id, body.version))
+      .send(body)
+  })
+
+  app.get('/tasks/:id', {
+    schema: {
+      tags: ['tasks'],
+      summary: 'Get a task',
+      params: TaskParams,
+      headers: Type.Object({ 'if-none-match': Type.Optional(Type.String()) }),
+      response: { 200: TaskJson, 304: Type.Null({ description: 'Not modified' }), ...errorResponses(400, 401, 404) },
+    },
+  }, async (request, reply) => {
+    const task = await tasks.find(request.userId, request.params.id)
+    if (!task) throw notFound('task')
+    const etag = etagOf(task.id, task.version)
+    reply.header('etag', etag)
+    if (noneMatchHits(request.headers['if-none-match'], etag)) return reply.code(304).send(null)
+    return toTaskJson(task)
+  })
+
+  app.patch('/tasks/:id', {
+    schema: {
+      tags: ['tasks'],
+      summary: 'Change some fields of a task',
+      description: 'completed: true sets completedAt (kept if already set); false clears it.',
+      params: TaskParams,
+      headers: IfMatchHeaders,
+      body: UpdateTaskBody,
+      response: { 200: TaskJson, ...errorResponses(400, 401, 404, 412) },
+    },
+  }, async (request, reply) => {
+    const { userId, params: { id } } = request
+    const version = await pinnedVersion(userId, id, request.headers['if-match'])
+    const task = unwrap(await tasks.update(userId, id, request.body, version))
+    return reply.header('etag', etagOf(task.id, task.version)).send(toTaskJson(task))
+  })
+
+  app.delete('/tasks/:id', {
+    schema: {
+      tags: ['tasks'],
+      summary: 'Delete a task',
+      params: TaskParams,
+      headers: IfMatchHeaders,
+      response: { 204: Type.Null({ description: 'Deleted' }), ...errorResponses(400, 401, 404, 412) },
+    },
+  }, async (request, reply) => {
+    const { userId, params: { id } } = request
+    const version = await pinnedVersion(userId, id, request.headers['if-match'])
+    unwrap(await tasks.delete(userId, id, version))
+    return reply.code(204).send(null)
+  })
+}

@@ -1,0 +1,87 @@
+import { Type, type Static } from '@fastify/type-provider-typebox'
+import type { Task } from '../db/schema.js'
+import { Nullable, StringEnum, Uuid } from '../http/schemas.js'
+
+export const Priority = StringEnum(['none', 'low', 'medium', 'high'])
+const Title = Type.String({ minLength: 1, maxLength: 500, pattern: '\\S', description: 'Trimmed; not blank' })
+const Description = Nullable(Type.String({ maxLength: 10_000 }))
+const DueAt = Nullable(Type.String({ format: 'date-time', description: 'RFC 3339 with a time zone' }))
+const Tags = Type.Array(Type.String({ minLength: 1, maxLength: 50, pattern: '\\S' }), {
+  maxItems: 20,
+  description: 'Trimmed; duplicates (ignoring case) are dropped, the first spelling kept',
+})
+
+export const CreateTaskBody = Type.Object({
+  title: Title,
+  description: Type.Optional(Description),
+  priority: Type.Optional(Priority),
+  dueAt: Type.Optional(DueAt),
+  tags: Type.Optional(Tags),
+}, { additionalProperties: false })
+export type CreateTaskBody = Static<typeof CreateTaskBody>
+
+export const UpdateTaskBody = Type.Object({
+  title: Type.Optional(Title),
+  description: Type.Optional(Description),
+  completed: Type.Optional(Type.Boolean()),
+  priority: Type.Optional(Priority),
+  dueAt: Type.Optional(DueAt),
+  tags: Type.Optional(Tags),
+}, { additionalProperties: false, minProperties: 1 })
+export type UpdateTaskBody = Static<typeof UpdateTaskBody>
+
+export const TaskParams = Type.Object({ id: Uuid })
+
+export const SORTS = ['createdAt', '-createdAt', 'dueAt', '-dueAt', 'priority', '-priority', 'title', '-title'] as const
+export type Sort = (typeof SORTS)[number]
+
+export const ListTasksQuery = Type.Object({
+  completed: Type.Optional(Type.Boolean()),
+  priority: Type.Optional(Priority),
+  tag: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 50 }), {
+    maxItems: 20, description: 'Repeatable; a task must have every tag given (ignoring case)',
+  })),
+  q: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Case-insensitive substring of the title or description' })),
+  dueBefore: Type.Optional(Type.String({ format: 'date-time', description: 'Tasks due strictly before' })),
+  dueAfter: Type.Optional(Type.String({ format: 'date-time', description: 'Tasks due strictly after' })),
+  sort: Type.Optional(StringEnum(SORTS, {
+    default: '-createdAt', description: 'A leading - sorts descending; ties are broken by id; tasks with no due date come last',
+  })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 2000, description: 'nextCursor of the previous page' })),
+}, { additionalProperties: false })
+export type ListTasksQuery = Static<typeof ListTasksQuery>
+
+export const TaskJson = Type.Object({
+  id: Uuid,
+  title: Type.String(),
+  description: Nullable(Type.String()),
+  completed: Type.Boolean(),
+  completedAt: Nullable(Type.String({ format: 'date-time' })),
+  priority: Priority,
+  dueAt: Nullable(Type.String({ format: 'date-time' })),
+  tags: Type.Array(Type.String()),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+  version: Type.Integer({ description: 'Starts at 1; +1 on every change' }),
+})
+export type TaskJson = Static<typeof TaskJson>
+
+export const TaskPageJson = Type.Object({
+  items: Type.Array(TaskJson),
+  nextCursor: Nullable(Type.String({ description: 'Pass as `cursor` for the next page; null on the last page' })),
+})
+
+export const toTaskJson = (task: Task): TaskJson => ({
+  id: task.id,
+  title: task.title,
+  description: task.description,
+  completed: task.completed,
+  completedAt: task.completedAt?.toISOString() ?? null,
+  priority: task.priority,
+  dueAt: task.dueAt?.toISOString() ?? null,
+  tags: task.tags,
+  createdAt: task.createdAt.toISOString(),
+  updatedAt: task.updatedAt.toISOString(),
+  version: task.version,
+})

@@ -1,0 +1,71 @@
+import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { hashPassword, verifyPassword } from '../auth/passwords.js'
+import type { SessionQueries } from '../auth/sessions.js'
+import { Problem, unauthorized } from '../http/problem.js'
+import { errorResponses } from '../http/schemas.js'
+import type { UserQueries } from './queries.js'
+import { ChangePasswordBody, DeleteUserBody, toUserJson, UpdateUserBody, UserJson } from './schemas.js'
+
+export interface UserRoutesOptions {
+  users: UserQueries
+  sessions: SessionQueries
+}
+
+const noContent = Type.Null({ description: 'Done' })
+
+export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (app, { users, sessions }) => {
+  /** The signed-in user; a token outliving its user is a 401 like any invalid token. */
+  const currentUser = async (userId: string) => {
+    const user = await users.find(userId)
+    if (!user) throw unauthorized()
+    return user
+  }
+  const wrongPassword = () => new Problem(403, 'The password is incorrect')
+
+  app.get('/users/me', {
+    schema: { tags: ['users'], summary: 'The signed-in user', response: { 200: UserJson, ...errorResponses(401) } },
+  }, async (request) => toUserJson(await currentUser(request.userId)))
+
+  app.patch('/users/me', {
+    schema: {
+      tags: ['users'],
+      summary: 'Change the display name',
+      body: UpdateUserBody,
+      response: { 200: UserJson, ...errorResponses(400, 401) },
+    },
+  }, async (request) => {
+    const user = await users.update(request.userId, { name: request.body.name?.trim() ?? null })
+    if (!user) throw unauthorized()
+    return toUserJson(user)
+  })
+
+  app.post('/users/me/password', {
+    schema: {
+      tags: ['users'],
+      summary: 'Change the password',
+      description: 'Every refresh token of the user stops working; access tokens run out within their lifetime.',
+      body: ChangePasswordBody,
+      response: { 204: noContent, ...errorResponses(400, 401, 403) },
+    },
+  }, async (request, reply) => {
+    const user = await currentUser(request.userId)
+    if (!await verifyPassword(user.passwordHash, request.body.currentPassword)) throw wrongPassword()
+    await users.update(user.id, { passwordHash: await hashPassword(request.body.newPassword) })
+    await sessions.revokeAll(user.id)
+    return reply.code(204).send(null)
+  })
+
+  app.delete('/users/me', {
+    schema: {
+      tags: ['users'],
+      summary: 'Delete the account and all its tasks',
+      body: DeleteUserBody,
+      response: { 204: noContent, ...errorResponses(400, 401, 403) },
+    },
+  }, async (request, reply) => {
+    const user = await currentUser(request.userId)
+    if (!await verifyPassword(user.passwordHash, request.body.password)) throw wrongPassword()
+    await users.delete(user.id)
+    return reply.code(204).send(null)
+  })
+}

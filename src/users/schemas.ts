@@ -1,0 +1,33 @@
+import { Type, type Static } from '@fastify/type-provider-typebox'
+import type { User } from '../db/schema.js'
+import { Nullable, Uuid } from '../http/schemas.js'
+
+export const Email = Type.String({ format: 'email', maxLength: 254, description: 'Compared case-insensitively' })
+export const Password = Type.String({ minLength: 8, maxLength: 128 })
+export const UserName = Nullable(Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' }))
+
+export const UserJson = Type.Object({
+  id: Uuid,
+  email: Type.String(),
+  name: Nullable(Type.String()),
+  createdAt: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+})
+export type UserJson = Static<typeof UserJson>
+
+export const UpdateUserBody = Type.Object({ name: UserName }, { additionalProperties: false })
+export const ChangePasswordBody = Type.Object({
+  currentPassword: Type.String({ minLength: 1, maxLength: 128 }),
+  newPassword: Password,
+}, { additionalProperties: false })
+export const DeleteUserBody = Type.Object({
+  password: Type.String({ minLength: 1, maxLength: 128 }),
+}, { additionalProperties: false })
+
+export const toUserJson = (user: User): UserJson => ({
+  id: user.id,
+  email: user.email,
+  name: user.name,
+  createdAt: user.createdAt.toISOString(),
+  updatedAt: user.updatedAt.toISOString(),
+})

@@ -1,0 +1,135 @@
+import { randomBytes } from 'node:crypto'
+import type { FastifyInstance, InjectOptions } from 'fastify'
+import pg from 'pg'
+import { buildApp } from '../src/app.js'
+import type { TokenKeys } from '../src/auth/tokens.js'
+import { loadConfig } from '../src/config.js'
+import { openEmbedded, openPostgres, type Database } from '../src/db/client.js'
+
+export interface TestDatabase {
+  name: 'pglite' | 'postgres'
+  /** A new, empty, migrated database, and how to throw it away. */
+  open (): Promise<{ database: Database, drop: () => Promise<void> }>
+}
+
+const pglite: TestDatabase = {
+  name: 'pglite',
+  async open () {
+    const database = await openEmbedded(undefined) // in memory
+    await database.migrate()
+    return { database, drop: () => database.close() }
+  },
+}
+
+/** A throwaway database on the server of TEST_DATABASE_URL, dropped after the file's tests. */
+function postgres (adminUrl: string): TestDatabase {
+  return {
+    name: 'postgres',
+    async open () {
+      const name = `taskbase_test_${randomBytes(6).toString('hex')}`
+      const admin = new pg.Client({ connectionString: adminUrl })
+      await admin.connect()
+      await admin.query(`create database ${name}`)
+      await admin.end()
+      const url = new URL(adminUrl)
+      url.pathname = `/${name}`
+      const database = await openPostgres({ url: url.toString(), poolSize: 10 })
+      await database.migrate()
+      return {
+        database,
+        drop: async () => {
+          await database.close()
+          const admin = new pg.Client({ connectionString: adminUrl })
+          await admin.connect()
+          await admin.query(`drop database if exists ${name} with (force)`)
+          await admin.end()
+        },
+      }
+    },
+  }
+}
+
+/** PGlite always; the real PostgreSQL too when TEST_DATABASE_URL is set (CI sets it). */
+export const testDatabases: TestDatabase[] = [
+  pglite,
+  ...(process.env.TEST_DATABASE_URL ? [postgres(process.env.TEST_DATABASE_URL)] : []),
+]
+
+export const testKeys = (overrides: Partial<TokenKeys> = {}): TokenKeys => ({
+  secret: new TextEncoder().encode('test secret that is at least 32 bytes long'),
+  issuer: 'taskbase-test',
+  audience: 'taskbase-test',
+  accessTokenTtlSeconds: 900,
+  refreshTokenTtlDays: 30,
+  ...overrides,
+})
+
+export const PASSWORD = 'correct horse battery'
+
+export interface Account {
+  id: string
+  email: string
+  accessToken: string
+  refreshToken: string
+  headers: { authorization: string }
+}
+
+export interface TestApp {
+  app: FastifyInstance
+  database: Database
+  keys: TokenKeys
+  inject (options: InjectOptions): ReturnType<FastifyInstance['inject']>
+  signUp (email?: string, password?: string): Promise<Account>
+  /** Creates a task through the API and returns its JSON. */
+  createTask (account: Account, payload: Record<string, unknown>): Promise<Record<string, any>>
+  close (): Promise<void>
+}
+
+let counter = 0
+export const uniqueEmail = (prefix = 'user') => `${prefix}-${process.pid}-${Date.now()}-${++counter}@example.com`
+
+export async function buildTestApp (target: TestDatabase, { keys = testKeys(), database: given }: { keys?: TokenKeys, database?: Database } = {}): Promise<TestApp> {
+  const opened = given ? { database: given, drop: async () => {} } : await target.open()
+  const { database } = opened
+  const app = await buildApp(loadConfig({ LOG_LEVEL: 'silent' }), { database, keys })
+  const inject = (options: InjectOptions) => app.inject(options)
+  return {
+    app,
+    database,
+    keys,
+    inject,
+    async signUp (email = uniqueEmail(), password = PASSWORD) {
+      const res = await inject({ method: 'POST', url: '/api/v1/auth/register', payload: { email, password } })
+      if (res.statusCode !== 201) throw new Error(`sign-up failed: ${res.statusCode} ${res.body}`)
+      const body = res.json()
+      return {
+        id: body.user.id,
+        email,
+        accessToken: body.accessToken,
+        refreshToken: body.refreshToken,
+        headers: { authorization: `Bearer ${body.accessToken}` },
+      }
+    },
+    async createTask (account, payload) {
+      const res = await inject({ method: 'POST', url: '/api/v1/tasks', headers: account.headers, payload })
+      if (res.statusCode !== 201) throw new Error(`create failed: ${res.statusCode} ${res.body}`)
+      return res.json()
+    },
+    async close () {
+      await app.close()
+      await opened.drop()
+    },
+  }
+}
+
+/** Asserts the common shape of every error answer. */
+export function expectProblem (res: { statusCode: number, headers: Record<string, unknown>, json: () => any }, status: number): any {
+  if (res.statusCode !== status) throw new Error(`expected ${status}, got ${res.statusCode}: ${JSON.stringify(res.json())}`)
+  const contentType = String(res.headers['content-type'])
+  if (!contentType.startsWith('application/problem+json')) throw new Error(`expected problem+json, got ${contentType}`)
+  const body = res.json()
+  if (body.status !== status || typeof body.title !== 'string' || typeof body.detail !== 'string' || typeof body.type !== 'string') {
+    throw new Error(`not a problem body: ${JSON.stringify(body)}`)
+  }
+  return body
+}
