@@ -20,6 +20,8 @@ import { userRoutes } from './users/routes.js'
 export interface Deps {
   database: Database
   keys: TokenKeys
+  /** Where log lines go; standard output when omitted. Tests pass a stream to read them. */
+  logStream?: { write (line: string): void }
 }
 
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default
@@ -41,10 +43,11 @@ function validatorCompiler () {
 /** A client's X-Request-Id is kept when it is short and plain, so logs join across services. */
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
-export async function buildApp (config: Config, { database, keys }: Deps): Promise<FastifyInstance> {
+export async function buildApp (config: Config, { database, keys, logStream }: Deps): Promise<FastifyInstance> {
   const app = Fastify({
     logger: {
       level: config.logLevel,
+      ...(logStream && { stream: logStream }),
       // Bodies are never logged; these are the places a secret could still appear.
       redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["idempotency-key"]'], censor: '[redacted]' },
       serializers: {
@@ -64,6 +67,7 @@ export async function buildApp (config: Config, { database, keys }: Deps): Promi
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.setValidatorCompiler(validatorCompiler())
+  app.removeContentTypeParser('text/plain') // JSON only: anything else is a 415
   registerProblemHandlers(app)
   app.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id) })
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { FastifyInstance, InjectOptions } from 'fastify'
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import pg from 'pg'
 import { buildApp } from '../src/app.js'
 import type { TokenKeys } from '../src/auth/tokens.js'
@@ -78,7 +78,7 @@ export interface TestApp {
   app: FastifyInstance
   database: Database
   keys: TokenKeys
-  inject (options: InjectOptions): ReturnType<FastifyInstance['inject']>
+  inject (options: InjectOptions): Promise<LightMyRequestResponse>
   signUp (email?: string, password?: string): Promise<Account>
   /** Creates a task through the API and returns its JSON. */
   createTask (account: Account, payload: Record<string, unknown>): Promise<Record<string, any>>
@@ -88,10 +88,18 @@ export interface TestApp {
 let counter = 0
 export const uniqueEmail = (prefix = 'user') => `${prefix}-${process.pid}-${Date.now()}-${++counter}@example.com`
 
-export async function buildTestApp (target: TestDatabase, { keys = testKeys(), database: given }: { keys?: TokenKeys, database?: Database } = {}): Promise<TestApp> {
+export interface TestAppOptions {
+  keys?: TokenKeys
+  /** An open database to use (not dropped at close); by default a new one of `target`. */
+  database?: Database
+  /** Receives the app's log lines (level info); logs are off otherwise. */
+  logStream?: { write (line: string): void }
+}
+
+export async function buildTestApp (target: TestDatabase, { keys = testKeys(), database: given, logStream }: TestAppOptions = {}): Promise<TestApp> {
   const opened = given ? { database: given, drop: async () => {} } : await target.open()
   const { database } = opened
-  const app = await buildApp(loadConfig({ LOG_LEVEL: 'silent' }), { database, keys })
+  const app = await buildApp(loadConfig({ LOG_LEVEL: logStream ? 'info' : 'silent' }), { database, keys, logStream })
   const inject = (options: InjectOptions) => app.inject(options)
   return {
     app,

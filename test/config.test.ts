@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest'
+import { ConfigError, loadConfig } from '../src/config.js'
+
+describe('loadConfig', () => {
+  it('runs with no variables at all: port 3000 on 127.0.0.1, embedded database in ./data', () => {
+    const config = loadConfig({})
+    expect(config).toMatchObject({ port: 3000, host: '127.0.0.1', databaseUrl: undefined, bodyLimitBytes: 65_536 })
+    expect(config.dataDir).toMatch(/\/data$/)
+  })
+
+  it('lists every problem at once, with the fix, and never echoes a secret', () => {
+    const secret = 'short-secret'
+    let error: unknown
+    try {
+      loadConfig({ PORT: 'eighty', JWT_SECRET: secret, LOG_LEVEL: 'loud', DATABASE_URL: 'mysql://u:hunter2@h/db' })
+    } catch (e) {
+      error = e
+    }
+    expect(error).toBeInstanceOf(ConfigError)
+    const message = (error as Error).message
+    expect(message).toContain('PORT must be a whole number')
+    expect(message).toContain('JWT_SECRET must be at least 32 bytes')
+    expect(message).toContain('openssl rand')
+    expect(message).toContain('LOG_LEVEL')
+    expect(message).toContain('DATABASE_URL must start with postgres://')
+    expect(message).not.toContain(secret)
+    expect(message).not.toContain('hunter2')
+  })
+
+  it('requires JWT_SECRET with DATABASE_URL, since every process must share it', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'postgres://localhost/taskbase' })).toThrow(/JWT_SECRET is required/)
+    expect(loadConfig({ DATABASE_URL: 'postgres://localhost/taskbase', JWT_SECRET: 'x'.repeat(32) }).databaseUrl).toBeDefined()
+  })
+})

@@ -1,0 +1,99 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { buildTestApp, expectProblem, PASSWORD, testDatabases, uniqueEmail, type TestApp } from '../helpers.js'
+
+describe.each(testDatabases)('operations and errors on $name', (target) => {
+  let t: TestApp
+  const logLines: string[] = []
+  beforeAll(async () => { t = await buildTestApp(target, { logStream: { write: (line) => { logLines.push(line) } } }) })
+  afterAll(() => t.close())
+
+  it('answers /healthz and /readyz', async () => {
+    const health = await t.inject({ url: '/healthz' })
+    expect(health.statusCode).toBe(200)
+    expect(health.json()).toEqual({ status: 'ok' })
+    const ready = await t.inject({ url: '/readyz' })
+    expect(ready.statusCode).toBe(200)
+  })
+
+  it('answers an unknown route with a 404 problem', async () => {
+    const problem = expectProblem(await t.inject({ url: '/api/v1/nothing-here?token=abc' }), 404)
+    expect(problem.detail).toBe('No route for GET /api/v1/nothing-here')
+  })
+
+  it('answers 415 for a body that is not JSON, and 400 for an empty JSON body', async () => {
+    const account = await t.signUp()
+    expectProblem(await t.inject({
+      method: 'POST', url: '/api/v1/tasks', headers: { ...account.headers, 'content-type': 'text/plain' }, payload: 'title=x',
+    }), 415)
+    expectProblem(await t.inject({
+      method: 'POST', url: '/api/v1/tasks', headers: { ...account.headers, 'content-type': 'application/json' }, payload: '',
+    }), 400)
+  })
+
+  it('echoes a sane X-Request-Id and replaces an unsafe one', async () => {
+    const kept = await t.inject({ url: '/healthz', headers: { 'x-request-id': 'front-end-42' } })
+    expect(kept.headers['x-request-id']).toBe('front-end-42')
+    const replaced = await t.inject({ url: '/healthz', headers: { 'x-request-id': 'a b\u0001<script>' } })
+    expect(replaced.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/)
+  })
+
+  it('publishes an OpenAPI 3.1 document covering every route, with the bearer scheme on protected ones', async () => {
+    const res = await t.inject({ url: '/openapi.json' })
+    expect(res.statusCode).toBe(200)
+    const doc = res.json()
+    expect(doc.openapi).toBe('3.1.0')
+    expect(doc.components.securitySchemes.bearerAuth).toMatchObject({ type: 'http', scheme: 'bearer' })
+    const operations: Record<string, string[]> = {
+      '/api/v1/auth/register': ['post'], '/api/v1/auth/login': ['post'], '/api/v1/auth/refresh': ['post'], '/api/v1/auth/logout': ['post'],
+      '/api/v1/users/me': ['get', 'patch', 'delete'], '/api/v1/users/me/password': ['post'],
+      '/api/v1/tasks': ['get', 'post'], '/api/v1/tasks/{id}': ['get', 'patch', 'delete'],
+    }
+    for (const [path, methods] of Object.entries(operations)) {
+      for (const method of methods) {
+        const op = doc.paths[path]?.[method]
+        expect(op, `${method} ${path}`).toBeDefined()
+        const isPublic = path.startsWith('/api/v1/auth/')
+        expect(op.security, `${method} ${path} security`).toEqual(isPublic ? undefined : [{ bearerAuth: [] }])
+        expect(Object.keys(op.responses).some((s) => s.startsWith('4')), `${method} ${path} documents errors`).toBe(true)
+      }
+    }
+    expect(doc.paths['/api/v1/tasks'].post.requestBody.content['application/json'].schema.properties.title).toBeDefined()
+  })
+
+  it('serves the interactive reference at /docs', async () => {
+    const res = await t.inject({ url: '/docs/' })
+    expect(res.statusCode).toBe(200)
+    expect(res.headers['content-type']).toContain('text/html')
+  })
+
+  it('never writes a password, token or Authorization value to the log', async () => {
+    const email = uniqueEmail('logged')
+    const reg = await t.inject({ method: 'POST', url: '/api/v1/auth/register', payload: { email, password: PASSWORD } })
+    const { accessToken, refreshToken } = reg.json()
+    await t.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email, password: PASSWORD } })
+    await t.inject({ method: 'POST', url: '/api/v1/auth/refresh', payload: { refreshToken } })
+    await t.inject({ url: '/api/v1/tasks', headers: { authorization: `Bearer ${accessToken}` } })
+    await t.inject({ url: `/api/v1/tasks?cursor=${accessToken}`, headers: { authorization: `Bearer ${accessToken}` } })
+    const log = logLines.join('')
+    expect(log).toContain('request completed') // the log is on
+    expect(log).not.toContain(PASSWORD)
+    expect(log).not.toContain(accessToken)
+    expect(log).not.toContain(accessToken.split('.')[2])
+    expect(log).not.toContain(refreshToken)
+  })
+})
+
+describe('a database that is gone', () => {
+  it('makes /readyz and API calls answer 503 with Retry-After, while /healthz stays up', async () => {
+    const target = testDatabases[0]!
+    const t = await buildTestApp(target)
+    const account = await t.signUp()
+    await t.database.close()
+    const ready = await t.inject({ url: '/readyz' })
+    expectProblem(ready, 503)
+    expect(ready.headers['retry-after']).toBeDefined()
+    expect((await t.inject({ url: '/healthz' })).statusCode).toBe(200)
+    await t.app.close()
+    void account
+  })
+})
