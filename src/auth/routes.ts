@@ -16,6 +16,11 @@ const INVALID_LOGIN = 'The email or password is incorrect'
 
 export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (app, { users, sessions }) => {
   app.post('/auth/register', {
+    // Emails are trimmed before the format check: " ada@example.com " is that address, not a 400.
+    preValidation: async (request) => {
+      const body = request.body as { email?: unknown } | undefined
+      if (typeof body?.email === 'string') body.email = body.email.trim()
+    },
     schema: {
       tags: ['auth'],
       summary: 'Create an account and sign in',
