@@ -5,12 +5,14 @@ import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv } from 'ajv'
 import addFormatsModule from 'ajv-formats'
+import { externalVerifier } from './auth/external.js'
 import { authRoutes } from './auth/routes.js'
+import { classicRoutes } from './classic/routes.js'
 import { sessionQueries } from './auth/sessions.js'
 import { verifyAccessToken, type TokenKeys } from './auth/tokens.js'
 import type { Config } from './config.js'
 import type { Database } from './db/client.js'
-import { requireUser } from './http/auth-guard.js'
+import { requireUser, type Authenticate } from './http/auth-guard.js'
 import { Problem, registerProblemHandlers } from './http/problem.js'
 import { taskQueries } from './tasks/queries.js'
 import { taskRoutes } from './tasks/routes.js'
@@ -86,6 +88,7 @@ export async function buildApp (config: Config, { database, keys, logStream }: D
         { name: 'auth', description: 'Accounts and tokens' },
         { name: 'users', description: 'The signed-in user' },
         { name: 'tasks', description: 'Your tasks; another user\'s task is always 404' },
+        { name: 'classic', description: 'The /api/{user_id}/tasks contract of existing todo front ends, over the same tasks' },
         { name: 'operations', description: 'Health and documentation' },
       ],
     },
@@ -112,18 +115,31 @@ export async function buildApp (config: Config, { database, keys, logStream }: D
   const sessions = sessionQueries(db, keys)
   const tasks = taskQueries(db)
 
+  const external = externalVerifier(config.externalAuth)
+  /** Our own tokens first (cheap to refuse when foreign), then the external provider's, if any. */
+  const authenticate: Authenticate = async (token) => {
+    const userId = await verifyAccessToken(keys, token)
+    // A token outliving its user (account deleted) is refused like any invalid token.
+    if (userId !== null) return await users.exists(userId) ? { userId } : null
+    const identity = external ? await external(token) : null
+    if (identity === null) return null
+    const user = await users.provisionExternal(identity)
+    return { userId: user.id, authSubject: identity.subject }
+  }
+
   await app.register(async (api) => {
     await api.register(authRoutes, { users, sessions })
     await api.register(async (signedIn) => {
-      // A token outliving its user (account deleted) is refused like any invalid token.
-      requireUser(signedIn, async (token) => {
-        const userId = await verifyAccessToken(keys, token)
-        return userId !== null && await users.exists(userId) ? userId : null
-      })
+      requireUser(signedIn, authenticate)
       await signedIn.register(userRoutes, { users, sessions })
       await signedIn.register(taskRoutes, { tasks })
     })
   }, { prefix: '/api/v1' })
+
+  await app.register(async (classic) => {
+    requireUser(classic, authenticate)
+    await classic.register(classicRoutes, { tasks })
+  }, { prefix: '/api' })
 
   return app
 }

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path'
+import type { ExternalAuthConfig } from './auth/external.js'
 
 /**
  * Everything taskbase reads from its environment, validated once. `loadConfig` is the only reader
@@ -20,6 +21,8 @@ export interface Config {
   readonly refreshTokenTtlDays: number
   readonly bodyLimitBytes: number
   readonly requestTimeoutMs: number
+  /** Tokens of an external identity provider, accepted beside our own. */
+  readonly externalAuth: ExternalAuthConfig
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -56,6 +59,15 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     problems.push('JWT_SECRET is required with DATABASE_URL (all processes must share it); generate one with: openssl rand -base64 48')
   }
 
+  const jwksUrl = env.AUTH_JWKS_URL || undefined
+  if (jwksUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(jwksUrl)) {
+    problems.push(`AUTH_JWKS_URL must be an http(s) URL such as https://app.example.com/api/auth/jwks, got "${jwksUrl}"`)
+  }
+  const sharedSecret = env.AUTH_SHARED_SECRET || undefined
+  if (sharedSecret !== undefined && Buffer.byteLength(sharedSecret) < 32) {
+    problems.push('AUTH_SHARED_SECRET must be at least 32 bytes (the HS256 secret your identity provider signs with)')
+  }
+
   const config: Config = {
     port: integer('PORT', 3000, 0, 65_535),
     host: env.HOST || '127.0.0.1',
@@ -70,6 +82,12 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     refreshTokenTtlDays: integer('REFRESH_TOKEN_TTL_DAYS', 30, 1, 365),
     bodyLimitBytes: integer('BODY_LIMIT_BYTES', 64 * 1024, 1024, 10 * 1024 * 1024),
     requestTimeoutMs: integer('REQUEST_TIMEOUT_MS', 30_000, 1000, 600_000),
+    externalAuth: Object.freeze({
+      jwksUrl,
+      sharedSecret,
+      issuer: env.AUTH_ISSUER || undefined,
+      audience: env.AUTH_AUDIENCE || undefined,
+    }),
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return Object.freeze(config)

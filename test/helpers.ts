@@ -94,12 +94,14 @@ export interface TestAppOptions {
   database?: Database
   /** Receives the app's log lines (level info); logs are off otherwise. */
   logStream?: { write (line: string): void }
+  /** More environment for loadConfig, e.g. AUTH_JWKS_URL. */
+  env?: Record<string, string>
 }
 
-export async function buildTestApp (target: TestDatabase, { keys = testKeys(), database: given, logStream }: TestAppOptions = {}): Promise<TestApp> {
+export async function buildTestApp (target: TestDatabase, { keys = testKeys(), database: given, logStream, env = {} }: TestAppOptions = {}): Promise<TestApp> {
   const opened = given ? { database: given, drop: async () => {} } : await target.open()
   const { database } = opened
-  const app = await buildApp(loadConfig({ LOG_LEVEL: logStream ? 'info' : 'silent' }), { database, keys, logStream })
+  const app = await buildApp(loadConfig({ LOG_LEVEL: logStream ? 'info' : 'silent', ...env }), { database, keys, logStream })
   const inject = (options: InjectOptions) => app.inject(options)
   return {
     app,

@@ -14,10 +14,10 @@ export function hashPassword (password: string): Promise<string> {
 let decoy: Promise<string> | undefined
 
 /** False for a wrong password, and after the same work when there is no hash to check. */
-export async function verifyPassword (passwordHash: string | undefined, password: string): Promise<boolean> {
+export async function verifyPassword (passwordHash: string | null | undefined, password: string): Promise<boolean> {
   try {
     const ok = await verify(passwordHash ?? await (decoy ??= hash('a password no account has', OPTIONS)), password)
-    return ok && passwordHash !== undefined
+    return ok && typeof passwordHash === 'string'
   } catch {
     return false
   }

@@ -11,15 +11,24 @@ const updatedAt = () => time('updated_at').notNull().defaultNow()
 
 export const users = pgTable('users', {
   id: uuid('id').primaryKey().defaultRandom(),
-  /** As the user typed it, trimmed; uniqueness and look-ups go through lower(email). */
-  email: text('email').notNull(),
+  /**
+   * As the user typed it, trimmed; local accounts are unique and looked up by lower(email).
+   * Null for an external user whose token carried no email.
+   */
+  email: text('email'),
   name: text('name'),
-  /** Argon2id PHC string. */
-  passwordHash: text('password_hash').notNull(),
+  /** Argon2id PHC string; null for users of an external identity provider, who have no password. */
+  passwordHash: text('password_hash'),
+  /** For users of an external identity provider: the token's `iss` and `sub` that identify them. */
+  authIssuer: text('auth_issuer'),
+  authSubject: text('auth_subject'),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
 }, (t) => [
-  uniqueIndex('users_email_lower_key').on(sql`lower(${t.email})`),
+  // External users are never matched by email: an identity provider that does not verify emails
+  // must not open a local account of the same address.
+  uniqueIndex('users_email_lower_key').on(sql`lower(${t.email})`).where(sql`${t.authIssuer} is null`),
+  uniqueIndex('users_external_identity_key').on(t.authIssuer, t.authSubject),
 ])
 
 /**

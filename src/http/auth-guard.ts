@@ -5,10 +5,18 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The authenticated user; set by `requireUser` on every route of its scope. */
     userId: string
+    /** The `sub` of an external identity provider's token; undefined for our own tokens. */
+    authSubject: string | undefined
   }
 }
 
-export type Authenticate = (token: string) => Promise<string | null>
+export interface Principal {
+  userId: string
+  authSubject?: string
+}
+
+/** The user a token proves, or null for any invalid token. May throw a Problem (e.g. a 503). */
+export type Authenticate = (token: string) => Promise<Principal | null>
 
 /**
  * Every route registered in `scope` (and its children) requires a valid Bearer token: a route
@@ -16,14 +24,16 @@ export type Authenticate = (token: string) => Promise<string | null>
  */
 export function requireUser (scope: FastifyInstance, authenticate: Authenticate): void {
   scope.decorateRequest('userId', '')
+  scope.decorateRequest('authSubject', undefined)
   scope.addHook('onRoute', (route) => {
     route.schema = { ...route.schema, security: [{ bearerAuth: [] }] } as typeof route.schema
   })
   scope.addHook('onRequest', async (request: FastifyRequest) => {
     const header = request.headers.authorization
     const match = header === undefined ? null : /^Bearer ([A-Za-z0-9_.~+/=-]+)$/i.exec(header)
-    const userId = match?.[1] ? await authenticate(match[1]) : null
-    if (userId === null) throw unauthorized()
-    request.userId = userId
+    const principal = match?.[1] ? await authenticate(match[1]) : null
+    if (principal === null) throw unauthorized()
+    request.userId = principal.userId
+    request.authSubject = principal.authSubject
   })
 }

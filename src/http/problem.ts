@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from '@fastify/type-provider-typebox'
 
 export interface FieldError {
@@ -13,6 +13,7 @@ export const ProblemType = {
   idempotencyKeyReused: 'https://taskbase.dev/problems/idempotency-key-reused',
   refreshTokenReused: 'https://taskbase.dev/problems/refresh-token-reused',
   databaseUnavailable: 'https://taskbase.dev/problems/database-unavailable',
+  identityProviderUnavailable: 'https://taskbase.dev/problems/identity-provider-unavailable',
 } as const
 
 /** An RFC 9457 problem. Code below the routes throws these; one handler renders them. */
@@ -94,14 +95,15 @@ function uniqueErrors (errors: FieldError[]): FieldError[] {
   return errors.filter((e) => !seen.has(`${e.path}\0${e.message}`) && seen.add(`${e.path}\0${e.message}`))
 }
 
-export function toProblem (error: unknown): Problem {
+/** `validationStatus`: 400 on our API; 422 where a contract we serve (the classic routes) says so. */
+export function toProblem (error: unknown, validationStatus = 400): Problem {
   if (error instanceof Problem) return error
   if (isDatabaseUnavailable(error)) {
     return new Problem(503, 'The database is unavailable; retry shortly', undefined, ProblemType.databaseUnavailable, { 'retry-after': '2' })
   }
   const e = error as FastifyLikeError
   if (e?.validation) {
-    return badRequest(
+    return new Problem(validationStatus,
       `The request ${CONTEXT_NAMES[e.validationContext ?? ''] ?? 'input'} does not match the schema`,
       uniqueErrors(e.validation.map((v) => ({ path: fieldPath(e.validationContext, v), message: fieldMessage(v) }))),
     )
@@ -140,13 +142,18 @@ export function describeError (error: unknown): Record<string, unknown> {
   return { errors: chain, stack }
 }
 
-export function registerProblemHandlers (app: FastifyInstance): void {
-  app.setErrorHandler((error, request, reply) => {
-    const problem = toProblem(error)
-    if (problem.status === 503) request.log.warn(describeError(error), 'database unavailable')
+/** Renders every error as problem+json; the cause of a 5xx is logged, never sent. */
+export function problemErrorHandler (validationStatus = 400) {
+  return (error: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    const problem = toProblem(error, validationStatus)
+    if (problem.status === 503) request.log.warn(describeError(error), 'service unavailable')
     else if (problem.status >= 500) request.log.error(describeError(error), 'request failed')
     return reply.code(problem.status).headers(problem.headers).type('application/problem+json').send(problem.toJSON())
-  })
+  }
+}
+
+export function registerProblemHandlers (app: FastifyInstance): void {
+  app.setErrorHandler(problemErrorHandler())
   app.setNotFoundHandler((request, reply) => {
     const problem = new Problem(404, `No route for ${request.method} ${request.url.split('?')[0]}`)
     return reply.code(404).type('application/problem+json').send(problem.toJSON())

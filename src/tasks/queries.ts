@@ -177,6 +177,17 @@ export function taskQueries (db: Db) {
       return task ? { status: 'ok', value: task } : staleOrMissing(userId, taskId)
     },
 
+    /** Flips `completed` (and sets or clears `completedAt`) in one statement. */
+    async toggle (userId: string, taskId: string): Promise<Task | undefined> {
+      const [task] = await db.update(tasks).set({
+        completed: sql`not ${tasks.completed}`,
+        completedAt: sql`case when ${tasks.completed} then null else now() end`,
+        version: sql`${tasks.version} + 1`,
+        updatedAt: sql`now()`,
+      }).where(owned(userId, taskId)).returning()
+      return task
+    },
+
     async delete (userId: string, taskId: string, ifVersion?: number): Promise<ConditionalResult<Task>> {
       const [task] = await db.delete(tasks).where(and(owned(userId, taskId), versionIs(ifVersion))).returning()
       return task ? { status: 'ok', value: task } : staleOrMissing(userId, taskId)

@@ -21,6 +21,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (a
     return user
   }
   const wrongPassword = () => new Problem(403, 'The password is incorrect')
+  const noPassword = () => new Problem(409, 'This account signs in through an external identity provider and has no password here')
 
   app.get('/users/me', {
     schema: { tags: ['users'], summary: 'The signed-in user', response: { 200: UserJson, ...errorResponses(401) } },
@@ -45,10 +46,11 @@ export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (a
       summary: 'Change the password',
       description: 'Every refresh token of the user stops working; access tokens run out within their lifetime.',
       body: ChangePasswordBody,
-      response: { 204: noContent, ...errorResponses(400, 401, 403) },
+      response: { 204: noContent, ...errorResponses(400, 401, 403, 409) },
     },
   }, async (request, reply) => {
     const user = await currentUser(request.userId)
+    if (user.passwordHash === null) throw noPassword()
     if (!await verifyPassword(user.passwordHash, request.body.currentPassword)) throw wrongPassword()
     await users.update(user.id, { passwordHash: await hashPassword(request.body.newPassword) })
     await sessions.revokeAll(user.id)
@@ -64,7 +66,11 @@ export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (a
     },
   }, async (request, reply) => {
     const user = await currentUser(request.userId)
-    if (!await verifyPassword(user.passwordHash, request.body.password)) throw wrongPassword()
+    // A password account proves it is its owner again; an external one already did, to its provider.
+    if (user.passwordHash !== null) {
+      if (request.body?.password === undefined) throw new Problem(400, 'The password is required to delete this account', [{ path: 'body.password', message: 'is required' }])
+      if (!await verifyPassword(user.passwordHash, request.body.password)) throw wrongPassword()
+    }
     await users.delete(user.id)
     return reply.code(204).send(null)
   })

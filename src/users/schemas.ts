@@ -8,7 +8,7 @@ export const UserName = Nullable(Type.String({ minLength: 1, maxLength: 100, pat
 
 export const UserJson = Type.Object({
   id: Uuid,
-  email: Type.String(),
+  email: Nullable(Type.String({ description: 'Null for a user of an external identity provider whose token carried none' })),
   name: Nullable(Type.String()),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
@@ -21,7 +21,7 @@ export const ChangePasswordBody = Type.Object({
   newPassword: Password,
 }, { additionalProperties: false })
 export const DeleteUserBody = Type.Object({
-  password: Type.String({ minLength: 1, maxLength: 128 }),
+  password: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'Required for accounts with a password' })),
 }, { additionalProperties: false })
 
 export const toUserJson = (user: User): UserJson => ({
