@@ -70,6 +70,13 @@ export async function buildApp (config: Config, { database, keys, logStream }: D
 
   app.setValidatorCompiler(validatorCompiler())
   app.removeContentTypeParser('text/plain') // JSON only: anything else is a 415
+  // Many front ends send Content-Type: application/json on every request, bodiless ones too
+  // (a DELETE, a toggle): an empty body is no body, not a JSON syntax error.
+  const parseJson = app.getDefaultJsonParser('error', 'error')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') done(null, undefined)
+    else parseJson(request, body as string, done)
+  })
   registerProblemHandlers(app)
   app.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id) })
 

@@ -87,6 +87,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       sharedSecret,
       issuer: env.AUTH_ISSUER || undefined,
       audience: env.AUTH_AUDIENCE || undefined,
+      jwksCooldownMs: integer('AUTH_JWKS_REFRESH_COOLDOWN_SECONDS', 30, 0, 3600) * 1000,
     }),
   }
   if (problems.length > 0) throw new ConfigError(problems)

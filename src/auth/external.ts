@@ -12,6 +12,8 @@ export interface ExternalAuthConfig {
   readonly issuer?: string
   /** Checked against `aud` when set. */
   readonly audience?: string
+  /** After a successful fetch, an unknown `kid` waits this long before the next fetch (30 s). */
+  readonly jwksCooldownMs?: number
 }
 
 /**
@@ -31,11 +33,11 @@ const isTokenError = (error: unknown) =>
 
 /**
  * Keys of the JWK Set, fetched on first use and cached by jose (10 minutes); an unknown `kid`
- * refetches at most once every 30 s, so forged kids cannot make us hammer the provider. When the
+ * refetches at most once per cooldown, so forged kids cannot make us hammer the provider. When the
  * fetch itself fails, the token is neither accepted nor called invalid: the caller gets a 503.
  */
-function jwksKeys (url: string): JWTVerifyGetKey {
-  const remote = createRemoteJWKSet(new URL(url), { timeoutDuration: 3_000, cooldownDuration: 30_000 })
+function jwksKeys (url: string, cooldownMs: number): JWTVerifyGetKey {
+  const remote = createRemoteJWKSet(new URL(url), { timeoutDuration: 3_000, cooldownDuration: cooldownMs })
   return async (header, token) => {
     try {
       return await remote(header, token)
@@ -50,7 +52,7 @@ export type ExternalVerifier = (token: string) => Promise<ExternalIdentity | nul
 
 /** Undefined when no external provider is configured. */
 export function externalVerifier (config: ExternalAuthConfig): ExternalVerifier | undefined {
-  const jwks = config.jwksUrl ? jwksKeys(config.jwksUrl) : undefined
+  const jwks = config.jwksUrl ? jwksKeys(config.jwksUrl, config.jwksCooldownMs ?? 30_000) : undefined
   const secret = config.sharedSecret ? new TextEncoder().encode(config.sharedSecret) : undefined
   if (!jwks && !secret) return undefined
   const claimChecks = {

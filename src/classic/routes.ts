@@ -21,14 +21,17 @@ export const classicRoutes: FastifyPluginAsyncTypebox<ClassicRoutesOptions> = as
   // That contract reports invalid input as 422.
   app.setErrorHandler(problemErrorHandler(422))
 
-  /** The path names a user; it must be the caller (by our id or the provider's `sub`), else 403. */
-  const ownerOf = (request: ClassicRequest): string => {
-    const named = request.params.user_id
-    if (named !== request.userId && named !== request.authSubject) {
+  /** True when the path's user is the caller, by our id or by the identity provider's `sub`. */
+  const namesCaller = (request: ClassicRequest) =>
+    request.params.user_id === request.userId || request.params.user_id === request.authSubject
+  // Checked before the body is: someone else's path is a 403 whatever the body holds.
+  app.addHook('preValidation', async (request) => {
+    if (!namesCaller(request as unknown as ClassicRequest)) {
       throw new Problem(403, 'The user_id in the path is not the signed-in user')
     }
-    return request.userId
-  }
+  })
+  /** The owner of the path's tasks: the caller (the hook above refused anyone else). */
+  const ownerOf = (request: ClassicRequest): string => request.userId
   const present = (request: ClassicRequest) =>
     (task: Parameters<typeof toClassicTaskJson>[0]) => toClassicTaskJson(task, request.params.user_id)
   const classic = { tags: ['classic'] }

@@ -95,15 +95,14 @@ function uniqueErrors (errors: FieldError[]): FieldError[] {
   return errors.filter((e) => !seen.has(`${e.path}\0${e.message}`) && seen.add(`${e.path}\0${e.message}`))
 }
 
-/** `validationStatus`: 400 on our API; 422 where a contract we serve (the classic routes) says so. */
-export function toProblem (error: unknown, validationStatus = 400): Problem {
+export function toProblem (error: unknown): Problem {
   if (error instanceof Problem) return error
   if (isDatabaseUnavailable(error)) {
     return new Problem(503, 'The database is unavailable; retry shortly', undefined, ProblemType.databaseUnavailable, { 'retry-after': '2' })
   }
   const e = error as FastifyLikeError
   if (e?.validation) {
-    return new Problem(validationStatus,
+    return badRequest(
       `The request ${CONTEXT_NAMES[e.validationContext ?? ''] ?? 'input'} does not match the schema`,
       uniqueErrors(e.validation.map((v) => ({ path: fieldPath(e.validationContext, v), message: fieldMessage(v) }))),
     )
@@ -142,10 +141,16 @@ export function describeError (error: unknown): Record<string, unknown> {
   return { errors: chain, stack }
 }
 
-/** Renders every error as problem+json; the cause of a 5xx is logged, never sent. */
-export function problemErrorHandler (validationStatus = 400) {
+/**
+ * Renders every error as problem+json; the cause of a 5xx is logged, never sent.
+ * `badInputStatus` replaces 400 (schema failures, malformed JSON) where a served contract says 422.
+ */
+export function problemErrorHandler (badInputStatus = 400) {
   return (error: unknown, request: FastifyRequest, reply: FastifyReply) => {
-    const problem = toProblem(error, validationStatus)
+    let problem = toProblem(error)
+    if (problem.status === 400 && badInputStatus !== 400) {
+      problem = new Problem(badInputStatus, problem.detail, problem.errors, problem.type, problem.headers)
+    }
     if (problem.status === 503) request.log.warn(describeError(error), 'service unavailable')
     else if (problem.status >= 500) request.log.error(describeError(error), 'request failed')
     return reply.code(problem.status).headers(problem.headers).type('application/problem+json').send(problem.toJSON())

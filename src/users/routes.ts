@@ -58,6 +58,8 @@ export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (a
   })
 
   app.delete('/users/me', {
+    // An external user deletes with no body at all; validate that as an empty object.
+    preValidation: async (request) => { request.body ??= {} },
     schema: {
       tags: ['users'],
       summary: 'Delete the account and all its tasks',
