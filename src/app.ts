@@ -13,6 +13,7 @@ import { verifyAccessToken, type TokenKeys } from './auth/tokens.js'
 import type { Config } from './config.js'
 import type { Database } from './db/client.js'
 import { requireUser, type Authenticate } from './http/auth-guard.js'
+import { refuseNulCharacters } from './http/input-guard.js'
 import { Problem, registerProblemHandlers } from './http/problem.js'
 import { taskQueries } from './tasks/queries.js'
 import { taskRoutes } from './tasks/routes.js'
@@ -78,6 +79,7 @@ export async function buildApp (config: Config, { database, keys, logStream }: D
     else parseJson(request, body as string, done)
   })
   registerProblemHandlers(app)
+  refuseNulCharacters(app)
   app.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id) })
 
   await app.register(swagger, {

@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Problem, ProblemType, unauthorized } from '../http/problem.js'
-import { errorResponses } from '../http/schemas.js'
+import { errorResponses, sendEmpty } from '../http/schemas.js'
 import type { UserQueries } from '../users/queries.js'
 import { toUserJson } from '../users/schemas.js'
 import { hashPassword, verifyPassword } from './passwords.js'
@@ -78,6 +78,6 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
     },
   }, async (request, reply) => {
     await sessions.logout(request.body.refreshToken)
-    return reply.code(204).send(null)
+    return sendEmpty(reply, 204)
   })
 }

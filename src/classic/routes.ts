@@ -1,6 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { notFound, Problem, problemErrorHandler } from '../http/problem.js'
-import { errorResponses } from '../http/schemas.js'
+import { errorResponses, sendEmpty } from '../http/schemas.js'
 import type { TaskQueries } from '../tasks/queries.js'
 import {
   ClassicCreateBody, ClassicListQuery, ClassicReplaceBody, ClassicTaskJson, ClassicTaskParams, ClassicUserParams,
@@ -117,6 +117,6 @@ export const classicRoutes: FastifyPluginAsyncTypebox<ClassicRoutesOptions> = as
   }, async (request, reply) => {
     const result = await tasks.delete(ownerOf(request), request.params.id)
     if (result.status !== 'ok') throw notFound('task')
-    return reply.code(204).send(null)
+    return sendEmpty(reply, 204)
   })
 }

@@ -95,10 +95,25 @@ function uniqueErrors (errors: FieldError[]): FieldError[] {
   return errors.filter((e) => !seen.has(`${e.path}\0${e.message}`) && seen.add(`${e.path}\0${e.message}`))
 }
 
+/** The SQLSTATE of a database error, wherever it sits in the cause chain. */
+function databaseCode (error: unknown): string | undefined {
+  for (let e = error, depth = 0; e !== null && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, severity } = e as { code?: unknown, severity?: unknown }
+    if (typeof code === 'string' && typeof severity === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code
+  }
+  return undefined
+}
+
 export function toProblem (error: unknown): Problem {
   if (error instanceof Problem) return error
   if (isDatabaseUnavailable(error)) {
     return new Problem(503, 'The database is unavailable; retry shortly', undefined, ProblemType.databaseUnavailable, { 'retry-after': '2' })
+  }
+  const sqlState = databaseCode(error)
+  if (sqlState?.startsWith('22')) {
+    // Data exceptions (a value out of range, an invalid date): the input was wrong, not the server.
+    // The schemas catch the known cases with the field named; this is the backstop.
+    return badRequest('A value in the request is out of range or malformed')
   }
   const e = error as FastifyLikeError
   if (e?.validation) {
@@ -152,6 +167,7 @@ export function problemErrorHandler (badInputStatus = 400) {
       problem = new Problem(badInputStatus, problem.detail, problem.errors, problem.type, problem.headers)
     }
     if (problem.status === 503) request.log.warn(describeError(error), 'service unavailable')
+    else if (problem.status === 400 && databaseCode(error) !== undefined) request.log.warn(describeError(error), 'input refused by the database')
     else if (problem.status >= 500) request.log.error(describeError(error), 'request failed')
     return reply.code(problem.status).headers(problem.headers).type('application/problem+json').send(problem.toJSON())
   }

@@ -1,7 +1,15 @@
+import type { FastifyReply } from 'fastify'
 import { Type, type Static, type TSchema } from '@fastify/type-provider-typebox'
 import { ProblemJson } from './problem.js'
 
 export const Uuid = Type.String({ format: 'uuid' })
+
+/**
+ * An RFC 3339 time with a zone. Year 0000 passes the format but not PostgreSQL (there is no year
+ * zero in its calendar), so the pattern refuses it here, with the field named.
+ */
+export const DateTime = (options: { description?: string } = {}) =>
+  Type.String({ format: 'date-time', pattern: '^(?!0000)[0-9]{4}-', ...options })
 
 /** The error responses a route documents; each is a problem+json body. */
 export const errorResponses = <S extends number>(...statuses: S[]) =>
@@ -17,3 +25,10 @@ export const Nullable = <T extends TSchema>(schema: T) =>
 /** A closed set of strings, as one `enum` (one error on a wrong value, not one per choice). */
 export const StringEnum = <const T extends readonly string[]>(values: T, options: object = {}) =>
   Type.Unsafe<T[number]>({ type: 'string', enum: values, ...options })
+
+/**
+ * Ends a 204 or 304 with no body at all. `send(null)` would run the route's serializer and, for a
+ * 304, announce a 4-byte "null" body that never comes.
+ */
+export const sendEmpty = (reply: { code (status: number): unknown }, status: 204 | 304) =>
+  (reply.code(status) as FastifyReply).send()

@@ -12,6 +12,12 @@ export interface Cursor {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const PRIORITIES = new Set(['none', 'low', 'medium', 'high'])
 
+/** Exactly what toISOString wrote: `2030-02-30...` or `1` parse in JavaScript but not in PostgreSQL. */
+const isOurTimestamp = (value: string) => {
+  const time = Date.parse(value)
+  return !Number.isNaN(time) && new Date(time).toISOString() === value && !value.startsWith('0000')
+}
+
 /** The sort key of a task as the cursor holds it (the raw value; SQL applies lower/coalesce). */
 export function sortValue (sort: Sort, task: Task): string | null {
   switch (sort.replace(/^-/, '')) {
@@ -44,12 +50,12 @@ export function decodeCursor (raw: string, sort: Sort): Cursor {
   if (cursorSort !== sort) throw invalid(`was made for sort=${cursorSort}; pass the same sort with it`)
   const key = sort.replace(/^-/, '')
   const valid = key === 'dueAt'
-    ? value === null || !Number.isNaN(Date.parse(value))
+    ? value === null || isOurTimestamp(value)
     : key === 'priority'
       ? value !== null && PRIORITIES.has(value)
       : key === 'createdAt'
-        ? value !== null && !Number.isNaN(Date.parse(value))
-        : value !== null
+        ? value !== null && isOurTimestamp(value)
+        : value !== null && value.length <= 500
   if (!valid) throw invalid('is not a cursor returned by this API')
   return { sort, value, id }
 }

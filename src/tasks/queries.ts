@@ -132,8 +132,9 @@ export function taskQueries (db: Db) {
         conditions.push(sql`${tasks.tagKeys} @> ${sql.param(keys)}::text[]`)
       }
       if (query.q !== undefined) {
-        // Exactly the expression of tasks_search_idx, so the trigram index serves it.
-        conditions.push(sql`(${tasks.title} || ' ' || coalesce(${tasks.description}, '')) ilike ${likePattern(query.q)}`)
+        // Each side is served by its own trigram index (a BitmapOr); a match never spans the two.
+        const pattern = likePattern(query.q)
+        conditions.push(sql`(${tasks.title} ilike ${pattern} or ${tasks.description} ilike ${pattern})`)
       }
       if (query.dueBefore !== undefined) conditions.push(sql`${tasks.dueAt} < ${query.dueBefore}::timestamptz`)
       if (query.dueAfter !== undefined) conditions.push(sql`${tasks.dueAt} > ${query.dueAfter}::timestamptz`)

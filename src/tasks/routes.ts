@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { etagOf, ifMatchHits, noneMatchHits } from '../http/conditional.js'
 import { notFound, Problem, ProblemType } from '../http/problem.js'
-import { errorResponses } from '../http/schemas.js'
+import { errorResponses, sendEmpty } from '../http/schemas.js'
 import type { ConditionalResult, TaskQueries } from './queries.js'
 import {
   CreateTaskBody, ListTasksQuery, TaskJson, TaskPageJson, TaskParams, toTaskJson, UpdateTaskBody,
@@ -109,7 +109,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
     if (!task) throw notFound('task')
     const etag = etagOf(task.id, task.version)
     reply.header('etag', etag)
-    if (noneMatchHits(request.headers['if-none-match'], etag)) return reply.code(304).send(null)
+    if (noneMatchHits(request.headers['if-none-match'], etag)) return sendEmpty(reply, 304)
     return toTaskJson(task)
   })
 
@@ -142,6 +142,6 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
     const { userId, params: { id } } = request
     const version = await pinnedVersion(userId, id, request.headers['if-match'])
     unwrap(await tasks.delete(userId, id, version))
-    return reply.code(204).send(null)
+    return sendEmpty(reply, 204)
   })
 }

@@ -1,11 +1,11 @@
 import { Type, type Static } from '@fastify/type-provider-typebox'
 import type { Task } from '../db/schema.js'
-import { Nullable, StringEnum, Uuid } from '../http/schemas.js'
+import { DateTime, Nullable, StringEnum, Uuid } from '../http/schemas.js'
 
 export const Priority = StringEnum(['none', 'low', 'medium', 'high'])
 const Title = Type.String({ minLength: 1, maxLength: 500, pattern: '\\S', description: 'Trimmed; not blank' })
 const Description = Nullable(Type.String({ maxLength: 10_000 }))
-const DueAt = Nullable(Type.String({ format: 'date-time', description: 'RFC 3339 with a time zone' }))
+const DueAt = Nullable(DateTime({ description: 'RFC 3339 with a time zone' }))
 const Tags = Type.Array(Type.String({ minLength: 1, maxLength: 50, pattern: '\\S' }), {
   maxItems: 20,
   description: 'Trimmed; duplicates (ignoring case) are dropped, the first spelling kept',
@@ -41,9 +41,9 @@ export const ListTasksQuery = Type.Object({
   tag: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 50 }), {
     maxItems: 20, description: 'Repeatable; a task must have every tag given (ignoring case)',
   })),
-  q: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Case-insensitive substring of the title or description' })),
-  dueBefore: Type.Optional(Type.String({ format: 'date-time', description: 'Tasks due strictly before' })),
-  dueAfter: Type.Optional(Type.String({ format: 'date-time', description: 'Tasks due strictly after' })),
+  q: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Case-insensitive substring of the title or of the description; % and _ are literal' })),
+  dueBefore: Type.Optional(DateTime({ description: 'Tasks due strictly before' })),
+  dueAfter: Type.Optional(DateTime({ description: 'Tasks due strictly after' })),
   sort: Type.Optional(StringEnum(SORTS, {
     default: '-createdAt', description: 'A leading - sorts descending; ties are broken by id; tasks with no due date come last',
   })),

@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { hashPassword, verifyPassword } from '../auth/passwords.js'
 import type { SessionQueries } from '../auth/sessions.js'
 import { Problem, unauthorized } from '../http/problem.js'
-import { errorResponses } from '../http/schemas.js'
+import { errorResponses, sendEmpty } from '../http/schemas.js'
 import type { UserQueries } from './queries.js'
 import { ChangePasswordBody, DeleteUserBody, toUserJson, UpdateUserBody, UserJson } from './schemas.js'
 
@@ -54,7 +54,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (a
     if (!await verifyPassword(user.passwordHash, request.body.currentPassword)) throw wrongPassword()
     await users.update(user.id, { passwordHash: await hashPassword(request.body.newPassword) })
     await sessions.revokeAll(user.id)
-    return reply.code(204).send(null)
+    return sendEmpty(reply, 204)
   })
 
   app.delete('/users/me', {
@@ -74,6 +74,6 @@ export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (a
       if (!await verifyPassword(user.passwordHash, request.body.password)) throw wrongPassword()
     }
     await users.delete(user.id)
-    return reply.code(204).send(null)
+    return sendEmpty(reply, 204)
   })
 }

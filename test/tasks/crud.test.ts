@@ -46,6 +46,9 @@ describe.each(testDatabases)('tasks CRUD on $name', (target) => {
       ['21 tags', { title: 'ok', tags: Array.from({ length: 21 }, (_, i) => `t${i}`) }, 'body.tags'],
       ['a tag of 51 characters', { title: 'ok', tags: ['x'.repeat(51)] }, 'body.tags.0'],
       ['a missing title', { description: 'no title' }, 'body.title'],
+      ['a NUL character in the title', { title: 'a\u0000b' }, 'body.title'],
+      ['a NUL character in a tag', { title: 'ok', tags: ['fine', 'b\u0000d'] }, 'body.tags.1'],
+      ['a due date in year 0000', { title: 'ok', dueAt: '0000-06-01T00:00:00Z' }, 'body.dueAt'],
     ])('refuses %s with a 400 naming the field, and stores nothing', async (_, payload, path) => {
       const owner = await t.signUp()
       const res = await t.inject({ method: 'POST', url: '/api/v1/tasks', headers: owner.headers, payload })
