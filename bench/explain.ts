@@ -1,0 +1,312 @@
+/**
+ * EXPLAIN ANALYZE of the task list queries on a large, realistic table, written to docs/explain.md.
+ *
+ *   npm run explain
+ *   EXPLAIN_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run explain
+ *
+ * Creates a throwaway database `taskbase_explain_<random>` on that server, applies the committed
+ * migrations, inserts 100,000 tasks for one user and 10,000 for each of five others with SQL,
+ * ANALYZEs, then explains the SQL that `taskQueries(db).list(...)` really sends: drizzle's logger
+ * captures its text and parameters, and the same statement runs again under EXPLAIN. Exits with 1
+ * when a list query reads the tasks table without an index.
+ */
+import { randomBytes } from 'node:crypto'
+import { writeFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import { drizzle } from 'drizzle-orm/node-postgres'
+import pg from 'pg'
+import { openPostgres, type Db } from '../src/db/client.js'
+import * as schema from '../src/db/schema.js'
+import { encodeCursor, sortValue } from '../src/tasks/cursor.js'
+import { taskQueries } from '../src/tasks/queries.js'
+import type { ListTasksQuery, Sort } from '../src/tasks/schemas.js'
+
+const DEFAULT_URL = 'postgres://postgres@127.0.0.1:5432/postgres'
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]'])
+const OUTPUT = fileURLToPath(new URL('../docs/explain.md', import.meta.url))
+const MAIN_TASKS = 100_000
+const OTHER_USERS = 5
+const OTHER_TASKS = 10_000
+/** Deep enough that an OFFSET would hurt; a keyset page should cost what the first one does. */
+const LATER_PAGE_ROW = 50_000
+const RUNS = 3
+/** Rows a filter may discard for one page before the summary calls it out. */
+const WASTEFUL_ROWS = 1_000
+
+function adminUrl (): string {
+  const raw = process.env.EXPLAIN_DATABASE_URL || DEFAULT_URL
+  let url: URL | undefined
+  try { url = new URL(raw) } catch { /* reported below */ }
+  // Never echo the URL: it may hold a password.
+  if (!url || !/^postgres(ql)?:$/.test(url.protocol)) throw new Error('EXPLAIN_DATABASE_URL must be a postgres:// or postgresql:// URL')
+  if (!LOOPBACK.has(url.hostname) || url.searchParams.has('host')) {
+    throw new Error('EXPLAIN_DATABASE_URL must point at 127.0.0.1, localhost or [::1]: a database is created and dropped there')
+  }
+  return raw
+}
+
+async function admin (url: string, statement: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try { await client.query(statement) } finally { await client.end() }
+}
+
+/**
+ * Rows shaped like real use, deterministic (no random()) so that two runs explain the same data.
+ * Per task g: priority cycles through all four; 30% completed; one in five has no due date, the
+ * rest fall within ±120 days; tags `Work` (1 in 3), `home` (1 in 4), `Urgent` (1 in 7), `errand`
+ * (1 in 11) and `Travel` (1 in 53), with `tag_keys` their lower case; a quarter have no
+ * description; the word "audit" is in about 1% of descriptions, "invoice" in about a fifth of tasks.
+ */
+const INSERT_TASKS = `
+insert into tasks (user_id, title, description, completed, completed_at, priority, due_at, tags, tag_keys, created_at, updated_at)
+select $1::uuid, t.title, t.description, t.completed,
+       case when t.completed then t.created_at + interval '1 day' end,
+       t.priority, t.due_at, t.tags,
+       coalesce((select array_agg(lower(tag)) from unnest(t.tags) tag), '{}'),
+       t.created_at, t.created_at
+from (
+  select
+    (array['Write','Review','Call','Email','Fix','Plan','Book','Pay','Clean','Read'])[1 + g % 10]
+      || ' ' || (array['report','invoice','dentist','landlord','roadmap','budget','flight','garden','slides','contract','newsletter'])[1 + (g * 7) % 11]
+      || ' ' || g as title,
+    case when g % 4 = 0 then null
+      else 'Remember the ' || (array['report','invoice','dentist','landlord','roadmap','budget','flight','garden','slides','contract','newsletter'])[1 + (g * 3) % 11]
+        || ' before the ' || (array['report','invoice','dentist','landlord','roadmap','budget','flight','garden','slides','contract','newsletter'])[1 + (g * 5) % 11]
+        || case when g % 97 = 0 then ', and book the quarterly audit' else '' end
+    end as description,
+    g % 10 < 3 as completed,
+    (array['none','low','medium','high']::task_priority[])[1 + (g * 7 + g / 8) % 4] as priority,
+    case when g % 5 = 0 then null
+      else now() + ((g * 37) % 240 - 120) * interval '1 day' + (g % 1440) * interval '1 minute' end as due_at,
+    array_remove(array[
+      case when g % 3 = 0 then 'Work' end,
+      case when g % 4 = 1 then 'home' end,
+      case when g % 7 = 2 then 'Urgent' end,
+      case when g % 11 = 3 then 'errand' end,
+      case when g % 53 = 4 then 'Travel' end
+    ], null) as tags,
+    now() - g * interval '37 seconds' as created_at
+  from generate_series(1, $2::int) g
+) t`
+
+interface Case {
+  title: string
+  /** The request that leads to this query. */
+  request: string
+  query: ListTasksQuery
+  /** Page `LATER_PAGE_ROW` of this sort: the cursor of the row just before it, ordered by `orderBy`. */
+  laterPage?: { sort: Sort, orderBy: string }
+}
+
+const cases = (dueBefore: string): Case[] => [
+  { title: 'default sort (-createdAt), first page', request: 'GET /api/v1/tasks', query: {} },
+  {
+    title: `default sort, page at row ${LATER_PAGE_ROW.toLocaleString('en-US')}`,
+    request: 'GET /api/v1/tasks?cursor=...',
+    query: {},
+    laterPage: { sort: '-createdAt', orderBy: 'created_at desc, id desc' },
+  },
+  { title: 'sort=createdAt', request: 'GET /api/v1/tasks?sort=createdAt', query: { sort: 'createdAt' } },
+  { title: 'sort=dueAt', request: 'GET /api/v1/tasks?sort=dueAt', query: { sort: 'dueAt' } },
+  {
+    title: `sort=dueAt, page at row ${LATER_PAGE_ROW.toLocaleString('en-US')}`,
+    request: 'GET /api/v1/tasks?sort=dueAt&cursor=...',
+    query: { sort: 'dueAt' },
+    laterPage: { sort: 'dueAt', orderBy: `coalesce(due_at, 'infinity'::timestamptz) asc, id asc` },
+  },
+  { title: 'sort=-dueAt', request: 'GET /api/v1/tasks?sort=-dueAt', query: { sort: '-dueAt' } },
+  { title: 'sort=priority', request: 'GET /api/v1/tasks?sort=priority', query: { sort: 'priority' } },
+  { title: 'sort=-priority', request: 'GET /api/v1/tasks?sort=-priority', query: { sort: '-priority' } },
+  { title: 'sort=title', request: 'GET /api/v1/tasks?sort=title', query: { sort: 'title' } },
+  {
+    title: `sort=title, page at row ${LATER_PAGE_ROW.toLocaleString('en-US')}`,
+    request: 'GET /api/v1/tasks?sort=title&cursor=...',
+    query: { sort: 'title' },
+    laterPage: { sort: 'title', orderBy: 'lower(title) asc, id asc' },
+  },
+  { title: 'sort=-title', request: 'GET /api/v1/tasks?sort=-title', query: { sort: '-title' } },
+  { title: 'completed=false', request: 'GET /api/v1/tasks?completed=false', query: { completed: false } },
+  { title: 'priority=high', request: 'GET /api/v1/tasks?priority=high', query: { priority: 'high' } },
+  { title: 'tag=work', request: 'GET /api/v1/tasks?tag=work', query: { tag: ['work'] } },
+  { title: 'tag=travel (a rare tag)', request: 'GET /api/v1/tasks?tag=travel', query: { tag: ['travel'] } },
+  { title: 'tag=work&sort=dueAt (the benchmark\'s scenario)', request: 'GET /api/v1/tasks?tag=work&sort=dueAt', query: { tag: ['work'], sort: 'dueAt' } },
+  { title: 'tag=nosuchtag (no task has it)', request: 'GET /api/v1/tasks?tag=nosuchtag', query: { tag: ['nosuchtag'] } },
+  { title: 'q=invoice (a common word)', request: 'GET /api/v1/tasks?q=invoice', query: { q: 'invoice' } },
+  { title: 'q=audit (a rare word)', request: 'GET /api/v1/tasks?q=audit', query: { q: 'audit' } },
+  { title: 'q=zebra (in no task)', request: 'GET /api/v1/tasks?q=zebra', query: { q: 'zebra' } },
+  { title: 'dueBefore (90 days ago)', request: `GET /api/v1/tasks?dueBefore=${dueBefore}`, query: { dueBefore } },
+]
+
+interface Explained {
+  case: Case
+  sql: string
+  params: unknown[]
+  /** How many of the user's tasks match the filters: the page is the first 20 of them. */
+  matching: number
+  plan: string
+  executionMs: number
+  indexes: string[]
+  seqScanOnTasks: boolean
+  /** Rows read and then thrown away by a filter or a recheck. */
+  removed: number
+  sentence: string
+}
+
+/** One sentence on how the plan reads the tasks table, from the plan text. */
+function describe (plan: string, hasCursor: boolean): { sentence: string, indexes: string[], seqScanOnTasks: boolean, removed: number } {
+  const scans = [...plan.matchAll(/(Index Only Scan|Index Scan)( Backward)? using (\S+) on tasks|Bitmap Index Scan on (\S+)|Seq Scan on tasks/g)]
+  const indexes = [...new Set(scans.map((m) => m[3] ?? m[4]).filter((i): i is string => i !== undefined))]
+  const seqScanOnTasks = scans.some((m) => m[0] === 'Seq Scan on tasks')
+  const sorted = /(^|\s)(Incremental )?Sort( |$)/m.test(plan)
+  const removed = [...plan.matchAll(/Rows Removed by (?:Index Recheck|Filter): (\d+)/g)].reduce((n, m) => n + Number(m[1]), 0)
+  const keysetInIndex = /Index Cond: .*ROW\(/.test(plan)
+  const list = (names: string[]) => names.map((n) => `\`${n}\``).join(' and ')
+  let sentence: string
+  if (seqScanOnTasks) {
+    sentence = `**No index: a Seq Scan reads the whole tasks table**${indexes.length ? ` (besides ${list(indexes)})` : ''}.`
+  } else if (scans.some((m) => m[4] !== undefined)) {
+    sentence = `Finds the matching rows through ${list(indexes)} (bitmap scan), then ${sorted ? 'sorts them for the page' : 'reads them in order'}` +
+      `${removed ? `; ${removed.toLocaleString('en-US')} rows were rechecked away` : ''}.`
+  } else if (indexes.length > 0) {
+    const backward = scans.some((m) => m[2] !== undefined)
+    sentence = `Walks ${list(indexes)}${backward ? ' backwards' : ''}, ${sorted ? 'then sorts (the index gives only part of the order)' : 'already in the requested order, and stops once the page is full'}` +
+      `${hasCursor ? (keysetInIndex ? '; the keyset condition is an Index Cond, so the scan starts at the cursor' : '; the keyset condition is only a filter, not an Index Cond') : ''}` +
+      `${removed ? `; its filter skipped ${removed.toLocaleString('en-US')} rows` : ''}.`
+  } else {
+    sentence = 'Reads no index on tasks.'
+  }
+  return { sentence, indexes, seqScanOnTasks, removed }
+}
+
+/** The rows the statement would return without its LIMIT (the last parameter, by construction). */
+async function countMatching (pool: pg.Pool, sql: string, params: unknown[]): Promise<number> {
+  if (!sql.endsWith(`limit $${params.length}`)) throw new Error(`expected the statement to end with its limit: ${sql}`)
+  const { rows } = await pool.query<{ n: string }>(`select count(*) as n from (${sql}) page`, [...params.slice(0, -1), 1e9])
+  return Number(rows[0]!.n)
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
+
+function markdown (results: Explained[], meta: { version: string, seconds: number, generated: string }): string {
+  const out: string[] = []
+  out.push('# EXPLAIN ANALYZE of the task list queries', '')
+  out.push(`Generated by \`npm run explain\` (bench/explain.ts) on ${meta.generated}, ${meta.version}; regenerate rather than edit.`, '')
+  out.push(`Data: ${MAIN_TASKS.toLocaleString('en-US')} tasks for the user whose lists are explained and ` +
+    `${OTHER_TASKS.toLocaleString('en-US')} for each of ${OTHER_USERS} others ` +
+    `(${(MAIN_TASKS + OTHER_USERS * OTHER_TASKS).toLocaleString('en-US')} rows, inserted with SQL in ${meta.seconds.toFixed(1)} s, then ANALYZE). ` +
+    'Each statement is the one `taskQueries(db).list(userId, query)` in src/tasks/queries.ts sends, captured with its parameters from ' +
+    "drizzle's logger and run again as `EXPLAIN (ANALYZE, COSTS OFF, BUFFERS OFF)`. The limit is the default 20, so 21 rows " +
+    `are fetched (one more tells whether there is a next page); "matching tasks" counts the rows the filters let through, without the limit. Times are the median Execution Time of ${RUNS} runs after a warm-up.`, '')
+  out.push('## Summary', '')
+  out.push('| # | query | index on tasks | matching tasks | execution ms |', '|--:|---|---|--:|--:|')
+  results.forEach((r, i) => {
+    const index = r.seqScanOnTasks ? '**Seq Scan**' : r.indexes.map((n) => `\`${n}\``).join(', ')
+    out.push(`| ${i + 1} | ${r.case.title} | ${index} | ${r.matching.toLocaleString('en-US')} | ${r.executionMs.toFixed(3)} |`)
+  })
+  const bad = results.filter((r) => r.seqScanOnTasks)
+  out.push('', bad.length === 0
+    ? 'Every query reads tasks through an index; none does a Seq Scan on tasks.'
+    : `**${bad.length} quer${bad.length === 1 ? 'y reads' : 'ies read'} tasks without an index:** ${bad.map((r) => r.case.title).join('; ')}.`, '')
+  // An index walk in sort order with a filter costs what the planner guessed only if matches are
+  // common; when they are rare it reads on until it has a page, at worst every task of the user.
+  const wasteful = results.filter((r) => r.removed >= WASTEFUL_ROWS)
+  if (wasteful.length > 0) {
+    out.push(`Read and discarded ${WASTEFUL_ROWS.toLocaleString('en-US')} rows or more to fill one page: ` +
+      wasteful.map((r) => `${r.case.title} (${r.removed.toLocaleString('en-US')} rows, ${r.executionMs.toFixed(1)} ms)`).join('; ') + '.', '')
+  }
+  results.forEach((r, i) => {
+    out.push(`## ${i + 1}. ${r.case.title}`, '')
+    out.push(`\`${r.case.request}\`: ${r.sentence} Execution time ${r.executionMs.toFixed(3)} ms.`, '')
+    out.push('```sql', r.sql, `-- parameters: ${JSON.stringify(r.params)}`, '```', '')
+    out.push('```', r.plan, '```', '')
+  })
+  return out.join('\n')
+}
+
+async function main (): Promise<void> {
+  const rootUrl = adminUrl()
+  const name = `taskbase_explain_${randomBytes(6).toString('hex')}`
+  const url = new URL(rootUrl)
+  url.pathname = `/${name}`
+  let created = false
+  const drop = async () => { if (created) { created = false; await admin(rootUrl, `drop database if exists ${name} with (force)`) } }
+  process.once('SIGINT', () => { void drop().finally(() => process.exit(130)) })
+
+  await admin(rootUrl, `create database ${name}`)
+  created = true
+  const pool = new pg.Pool({ connectionString: url.toString(), max: 2 })
+  pool.on('error', () => { /* an idle connection dropped with the database at the end */ })
+  try {
+    const database = await openPostgres({ url: url.toString(), poolSize: 1 })
+    try { await database.migrate() } finally { await database.close() }
+
+    const started = performance.now()
+    const { rows: users } = await pool.query<{ id: string }>(
+      `insert into users (email, password_hash)
+       select 'explain-' || n || '@example.com', 'not a password hash' from generate_series(0, $1::int) n
+       returning id`, [OTHER_USERS])
+    const [owner, ...others] = users.map((u) => u.id)
+    await pool.query(INSERT_TASKS, [owner, MAIN_TASKS])
+    for (const other of others) await pool.query(INSERT_TASKS, [other, OTHER_TASKS])
+    await pool.query('analyze')
+    const seconds = (performance.now() - started) / 1000
+    console.log(`inserted ${(MAIN_TASKS + OTHER_USERS * OTHER_TASKS).toLocaleString('en-US')} tasks and analyzed in ${seconds.toFixed(1)} s`)
+
+    // The code path the API runs, on a drizzle instance whose logger records each statement sent.
+    const sent: Array<{ sql: string, params: unknown[] }> = []
+    const db = drizzle({ client: pool, schema, logger: { logQuery: (sql, params) => { sent.push({ sql, params }) } } }) as unknown as Db
+    const tasks = taskQueries(db)
+
+    const cursorAt = async (sort: Sort, orderBy: string): Promise<string> => {
+      const { rows } = await pool.query<{ id: string }>(
+        `select id from tasks where user_id = $1 order by ${orderBy} offset $2 limit 1`, [owner, LATER_PAGE_ROW - 1])
+      const task = await tasks.find(owner!, rows[0]!.id)
+      return encodeCursor({ sort, value: sortValue(sort, task!), id: task!.id })
+    }
+
+    const dueBefore = new Date(Date.now() - 90 * 24 * 60 * 60 * 1000).toISOString()
+    const results: Explained[] = []
+    for (const c of cases(dueBefore)) {
+      const query = c.laterPage ? { ...c.query, cursor: await cursorAt(c.laterPage.sort, c.laterPage.orderBy) } : c.query
+      sent.length = 0
+      await tasks.list(owner!, query) // also the warm-up run
+      if (sent.length !== 1) throw new Error(`${c.title}: expected list() to send one statement, it sent ${sent.length}`)
+      const { sql, params } = sent[0]!
+      const matching = await countMatching(pool, sql, params)
+      const times: number[] = []
+      let plan = ''
+      for (let run = 0; run < RUNS; run++) {
+        const { rows } = await pool.query<{ 'QUERY PLAN': string }>(`explain (analyze, costs off, buffers off) ${sql}`, params)
+        const lines = rows.map((r) => r['QUERY PLAN'])
+        times.push(Number(/Execution Time: ([\d.]+) ms/.exec(lines.at(-1) ?? '')?.[1] ?? Number.NaN))
+        plan = lines.join('\n')
+      }
+      const described = describe(plan, query.cursor !== undefined)
+      results.push({ case: c, sql, params, matching, plan, executionMs: median(times), ...described })
+      console.log(`${described.seqScanOnTasks ? 'SEQ SCAN' : 'ok      '} ${median(times).toFixed(3).padStart(8)} ms  ${c.title}: ${described.indexes.join(', ') || '-'}`)
+    }
+
+    const { rows: [version] } = await pool.query<{ server_version: string }>('show server_version')
+    const markdownText = markdown(results, {
+      version: `PostgreSQL ${version!.server_version}`,
+      seconds,
+      generated: new Date().toISOString().slice(0, 10),
+    })
+    await writeFile(OUTPUT, markdownText)
+    console.log(`wrote ${OUTPUT}`)
+    const bad = results.filter((r) => r.seqScanOnTasks)
+    if (bad.length > 0) {
+      console.error(`${bad.length} list quer${bad.length === 1 ? 'y reads' : 'ies read'} tasks with a Seq Scan: ${bad.map((r) => r.case.title).join('; ')}`)
+      process.exitCode = 1
+    }
+  } finally {
+    await pool.end()
+    await drop()
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error)
+  process.exitCode = 1
+})
