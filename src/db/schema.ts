@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm'
 import {
-  boolean, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid,
+  bigint, boolean, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid,
 } from 'drizzle-orm/pg-core'
 
 // Millisecond precision everywhere, like JavaScript's Date and the JSON we send: a keyset cursor
@@ -22,6 +22,10 @@ export const users = pgTable('users', {
   /** For users of an external identity provider: the token's `iss` and `sub` that identify them. */
   authIssuer: text('auth_issuer'),
   authSubject: text('auth_subject'),
+  /** The seq of the user's latest task change; bumped by the task triggers (see task_changes). */
+  changeSeq: bigint('change_seq', { mode: 'number' }).notNull().default(0),
+  /** Sync cursors below this seq may have missed a pruned tombstone: they get a 410. */
+  syncFloorSeq: bigint('sync_floor_seq', { mode: 'number' }).notNull().default(0),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
 }, (t) => [
@@ -100,3 +104,41 @@ export const idempotencyKeys = pgTable('idempotency_keys', {
 export type User = typeof users.$inferSelect
 export type Task = typeof tasks.$inferSelect
 export type Priority = (typeof taskPriority.enumValues)[number]
+
+/**
+ * The per-user change log that sync and the event stream read. Rows are written by triggers on
+ * tasks (migration 0004), in the writing transaction: seq comes from
+ * `UPDATE users SET change_seq = change_seq + 1`, whose row lock orders one user's writes, so seq
+ * is gap-free and in commit order per user. Each insert also sends
+ * NOTIFY taskbase_changes '<userId>:<seq>'.
+ */
+export const taskChanges = pgTable('task_changes', {
+  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  seq: bigint('seq', { mode: 'number' }).notNull(),
+  taskId: uuid('task_id').notNull(),
+  op: text('op', { enum: ['upsert', 'delete'] }).notNull(),
+  at: time('at').notNull().defaultNow(),
+}, (t) => [
+  primaryKey({ columns: [t.userId, t.seq] }),
+  index('task_changes_user_task_idx').on(t.userId, t.taskId, t.seq),
+  index('task_changes_at_idx').on(t.at),
+])
+
+/** Single-use tickets that let a browser's EventSource (which cannot send headers) open a stream. */
+export const eventTickets = pgTable('event_tickets', {
+  ticketHash: text('ticket_hash').primaryKey(),
+  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  expiresAt: time('expires_at').notNull(),
+})
+
+/**
+ * Fixed-window rate-limit counters, shared by every process on the database. One row per limited
+ * key (e.g. `login:ip:203.0.113.9`); a window that has ended restarts at the next hit.
+ */
+export const rateLimits = pgTable('rate_limits', {
+  key: text('key').primaryKey(),
+  count: integer('count').notNull(),
+  resetAt: time('reset_at').notNull(),
+}, (t) => [
+  index('rate_limits_reset_idx').on(t.resetAt),
+])
