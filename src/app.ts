@@ -6,6 +6,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv } from 'ajv'
 import addFormatsModule from 'ajv-formats'
 import { externalVerifier } from './auth/external.js'
+import { loginLimit } from './auth/login-limit.js'
 import { authRoutes } from './auth/routes.js'
 import { classicRoutes } from './classic/routes.js'
 import { sessionQueries } from './auth/sessions.js'
@@ -14,7 +15,9 @@ import type { Config } from './config.js'
 import type { Database } from './db/client.js'
 import { requireUser, type Authenticate } from './http/auth-guard.js'
 import { refuseNulCharacters } from './http/input-guard.js'
-import { Problem, registerProblemHandlers } from './http/problem.js'
+import { registerMetrics } from './http/metrics.js'
+import { Problem, ProblemType, registerProblemHandlers } from './http/problem.js'
+import { limitRequests, rateLimitQueries } from './http/rate-limit.js'
 import { taskQueries } from './tasks/queries.js'
 import { taskRoutes } from './tasks/routes.js'
 import { userQueries } from './users/queries.js'
@@ -58,6 +61,8 @@ export async function buildApp (config: Config, { database, keys, logStream }: D
         req: (req) => ({ method: req.method, url: req.url.split('?')[0], requestId: req.id, remoteAddress: req.ip }),
       },
     },
+    // request.ip: the socket's address, or X-Forwarded-For's only from the proxies TRUST_PROXY names.
+    trustProxy: config.trustProxy,
     bodyLimit: config.bodyLimitBytes,
     requestTimeout: config.requestTimeoutMs,
     genReqId: (req) => {
@@ -114,10 +119,12 @@ export async function buildApp (config: Config, { database, keys, logStream }: D
     try {
       await database.ping()
     } catch {
-      throw new Problem(503, 'The database is not reachable', undefined, 'about:blank', { 'retry-after': '2' })
+      throw new Problem(503, 'The database is not reachable', undefined, ProblemType.databaseUnavailable, { 'retry-after': '2' })
     }
     return { status: 'ok' }
   })
+  // Before the feature scopes, so that its hooks count every route.
+  const metrics = registerMetrics(app, { database, token: config.metricsToken })
 
   const { db } = database
   const users = userQueries(db)
@@ -136,10 +143,27 @@ export async function buildApp (config: Config, { database, keys, logStream }: D
     return { userId: user.id, authSubject: identity.subject }
   }
 
+  // Counters in PostgreSQL: every process on the database enforces the same limits.
+  const limits = rateLimitQueries(db)
+  const { rateLimits } = config
+  /** One budget per user across /api/v1 and the classic /api. */
+  const limitApi = (scope: FastifyInstance) => limitRequests(scope, limits, metrics.rateLimited, {
+    name: 'api', limit: rateLimits.apiPerMinute, windowSeconds: 60, key: (request) => `api:user:${request.userId}`,
+    detail: 'Too many requests for this account; slow down and retry after the Retry-After seconds',
+  })
+
   await app.register(async (api) => {
-    await api.register(authRoutes, { users, sessions })
+    await api.register(async (auth) => {
+      limitRequests(auth, limits, metrics.rateLimited, {
+        name: 'auth', limit: rateLimits.authPerMinute, windowSeconds: 60, key: (request) => `auth:ip:${request.ip}`,
+        detail: 'Too many sign-in requests from this address; retry after the Retry-After seconds',
+      })
+      const login = loginLimit(limits, { failures: rateLimits.loginFailures, windowSeconds: rateLimits.loginWindowSeconds }, metrics.rateLimited)
+      await auth.register(authRoutes, { users, sessions, loginLimit: login })
+    })
     await api.register(async (signedIn) => {
       requireUser(signedIn, authenticate)
+      limitApi(signedIn)
       await signedIn.register(userRoutes, { users, sessions })
       await signedIn.register(taskRoutes, { tasks })
     })
@@ -147,6 +171,7 @@ export async function buildApp (config: Config, { database, keys, logStream }: D
 
   await app.register(async (classic) => {
     requireUser(classic, authenticate)
+    limitApi(classic)
     await classic.register(classicRoutes, { tasks })
   }, { prefix: '/api' })
 

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { resolve } from 'node:path'
 import type { ExternalAuthConfig } from './auth/external.js'
 
@@ -23,6 +24,39 @@ export interface Config {
   readonly requestTimeoutMs: number
   /** Tokens of an external identity provider, accepted beside our own. */
   readonly externalAuth: ExternalAuthConfig
+  /**
+   * Fastify's `trustProxy`: false takes the client address from the socket; otherwise from
+   * X-Forwarded-For, trusting every hop (true) or the listed proxies. (Fastify 5.12 ignores a
+   * hop count, so none is offered.)
+   */
+  readonly trustProxy: boolean | string[]
+  readonly rateLimits: RateLimitConfig
+  /** When set, /metrics requires `Authorization: Bearer <token>`; unset, it answers loopback only. */
+  readonly metricsToken: string | undefined
+}
+
+/** Each limit counts in a fixed window kept in PostgreSQL; 0 switches it off. */
+export interface RateLimitConfig {
+  /** Failed logins per account and, separately, per client address, in `loginWindowSeconds`. */
+  readonly loginFailures: number
+  readonly loginWindowSeconds: number
+  /** Requests to register, login, refresh and logout per client address, per minute. */
+  readonly authPerMinute: number
+  /** Requests per signed-in user to /api/v1 and the classic /api, per minute. */
+  readonly apiPerMinute: number
+}
+
+/** proxy-addr's names for address ranges, accepted in TRUST_PROXY beside addresses and CIDRs. */
+const PROXY_RANGE_NAMES = ['loopback', 'linklocal', 'uniquelocal']
+
+function isProxyAddress (entry: string): boolean {
+  if (PROXY_RANGE_NAMES.includes(entry)) return true
+  const [address = '', prefix, ...rest] = entry.split('/')
+  const version = isIP(address)
+  if (version === 0 || rest.length > 0) return false
+  if (prefix === undefined) return true
+  const bits = Number(prefix)
+  return /^[0-9]+$/.test(prefix) && bits <= (version === 4 ? 32 : 128)
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -68,6 +102,25 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     problems.push('AUTH_SHARED_SECRET must be at least 32 bytes (the HS256 secret your identity provider signs with)')
   }
 
+  const trustProxyRaw = (env.TRUST_PROXY ?? '').trim()
+  let trustProxy: Config['trustProxy'] = false
+  if (trustProxyRaw === '' || trustProxyRaw === 'false') trustProxy = false
+  else if (trustProxyRaw === 'true') trustProxy = true
+  else {
+    const entries = trustProxyRaw.split(',').map((e) => e.trim()).filter((e) => e !== '')
+    const bad = entries.filter((e) => !isProxyAddress(e))
+    if (bad.length > 0 || entries.length === 0) {
+      problems.push(`TRUST_PROXY must be true, false, or a comma-separated list of proxy addresses/CIDRs (e.g. 10.0.0.0/8,loopback); "${bad.join(', ')}" is none of those`)
+    } else {
+      trustProxy = entries
+    }
+  }
+
+  const metricsToken = env.METRICS_TOKEN || undefined
+  if (metricsToken !== undefined && Buffer.byteLength(metricsToken) < 16) {
+    problems.push('METRICS_TOKEN must be at least 16 bytes; generate one with: openssl rand -base64 24')
+  }
+
   const config: Config = {
     port: integer('PORT', 3000, 0, 65_535),
     host: env.HOST || '127.0.0.1',
@@ -89,6 +142,14 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       audience: env.AUTH_AUDIENCE || undefined,
       jwksCooldownMs: integer('AUTH_JWKS_REFRESH_COOLDOWN_SECONDS', 30, 0, 3600) * 1000,
     }),
+    trustProxy,
+    rateLimits: Object.freeze({
+      loginFailures: integer('RATE_LIMIT_LOGIN_FAILURES', 10, 0, 1_000_000),
+      loginWindowSeconds: integer('RATE_LIMIT_LOGIN_WINDOW_SECONDS', 15 * 60, 1, 7 * 24 * 60 * 60),
+      authPerMinute: integer('RATE_LIMIT_AUTH_PER_MINUTE', 100, 0, 1_000_000),
+      apiPerMinute: integer('RATE_LIMIT_API_PER_MINUTE', 1200, 0, 1_000_000),
+    }),
+    metricsToken,
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return Object.freeze(config)

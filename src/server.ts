@@ -6,6 +6,7 @@ import type { TokenKeys } from './auth/tokens.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { openEmbedded, openPostgres, type Database } from './db/client.js'
 import { DataDirLockedError, lockDataDir } from './db/lock.js'
+import { rateLimitQueries } from './http/rate-limit.js'
 import { taskQueries } from './tasks/queries.js'
 
 /**
@@ -51,8 +52,10 @@ async function main (): Promise<void> {
 
   const app = await buildApp(config, { database, keys: tokenKeys(config, secret) })
   const tasks = taskQueries(database.db)
+  const limits = rateLimitQueries(database.db)
   const pruning = setInterval(() => {
     tasks.pruneIdempotencyKeys().catch((error: Error) => app.log.warn({ message: error.message }, 'pruning idempotency keys failed'))
+    limits.prune().catch((error: Error) => app.log.warn({ message: error.message }, 'pruning rate-limit counters failed'))
   }, 60 * 60 * 1000).unref()
 
   let closing = false

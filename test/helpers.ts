@@ -94,14 +94,20 @@ export interface TestAppOptions {
   database?: Database
   /** Receives the app's log lines (level info); logs are off otherwise. */
   logStream?: { write (line: string): void }
-  /** More environment for loadConfig, e.g. AUTH_JWKS_URL. */
+  /**
+   * More environment for loadConfig, e.g. AUTH_JWKS_URL. The rate limits (auth requests, failed
+   * logins, API requests) are off unless given here: every test acts from one address, and most
+   * tests of wrong passwords would add up past the failed-login limit.
+   */
   env?: Record<string, string>
 }
 
 export async function buildTestApp (target: TestDatabase, { keys = testKeys(), database: given, logStream, env = {} }: TestAppOptions = {}): Promise<TestApp> {
   const opened = given ? { database: given, drop: async () => {} } : await target.open()
   const { database } = opened
-  const app = await buildApp(loadConfig({ LOG_LEVEL: logStream ? 'info' : 'silent', ...env }), { database, keys, logStream })
+  const app = await buildApp(loadConfig({
+    LOG_LEVEL: logStream ? 'info' : 'silent', RATE_LIMIT_AUTH_PER_MINUTE: '0', RATE_LIMIT_LOGIN_FAILURES: '0', RATE_LIMIT_API_PER_MINUTE: '0', ...env,
+  }), { database, keys, logStream })
   const inject = (options: InjectOptions) => app.inject(options)
   return {
     app,

@@ -2,6 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { Problem, ProblemType, unauthorized } from '../http/problem.js'
 import { errorResponses, sendEmpty } from '../http/schemas.js'
 import type { UserQueries } from '../users/queries.js'
+import type { LoginLimit } from './login-limit.js'
 import { toUserJson } from '../users/schemas.js'
 import { hashPassword, verifyPassword } from './passwords.js'
 import { LoginBody, RefreshBody, RegisterBody, SessionJson, TokenPairJson } from './schemas.js'
@@ -10,11 +11,13 @@ import type { SessionQueries } from './sessions.js'
 export interface AuthRoutesOptions {
   users: UserQueries
   sessions: SessionQueries
+  /** Failed-login limits; undefined when switched off. */
+  loginLimit?: LoginLimit
 }
 
 const INVALID_LOGIN = 'The email or password is incorrect'
 
-export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (app, { users, sessions }) => {
+export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (app, { users, sessions, loginLimit }) => {
   app.post('/auth/register', {
     // Emails are trimmed before the format check: " ada@example.com " is that address, not a 400.
     preValidation: async (request) => {
@@ -40,14 +43,19 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
       tags: ['auth'],
       summary: 'Sign in with email and password',
       body: LoginBody,
-      response: { 200: SessionJson, ...errorResponses(400, 401) },
+      response: { 200: SessionJson, ...errorResponses(400, 401, 429) },
     },
-  }, async (request) => {
+  }, async (request, reply) => {
     const { email, password } = request.body
+    // Over the limit, even the right password is refused: the check comes before the password's.
+    await loginLimit?.check(email, request.ip, reply)
     const user = await users.findByEmail(email)
     // One message and about the same time for an unknown email and a wrong password: the
     // decoy hash is checked when there is no user.
-    if (!await verifyPassword(user?.passwordHash, password) || !user) throw unauthorized(INVALID_LOGIN)
+    if (!await verifyPassword(user?.passwordHash, password) || !user) {
+      await loginLimit?.fail(email, request.ip, reply)
+      throw unauthorized(INVALID_LOGIN)
+    }
     return { user: toUserJson(user), ...await sessions.start(user.id) }
   })
 

@@ -22,6 +22,18 @@ export interface Database {
   /** Applies the committed migrations that have not run yet; running it again changes nothing. */
   migrate (): Promise<void>
   close (): Promise<void>
+  /** The connection pool's state, for metrics; absent on the embedded database, which has none. */
+  poolStats? (): PoolStats
+}
+
+export interface PoolStats {
+  /** The most connections the pool may open. */
+  max: number
+  /** Connections open now, idle or busy. */
+  open: number
+  inUse: number
+  /** Queries waiting for a connection. */
+  waiting: number
 }
 
 // Resolves to <root>/src/db/migrations from both src/db (tsx) and dist/db (built).
@@ -88,5 +100,11 @@ export async function openPostgres ({ url, poolSize, log }: PostgresOptions): Pr
       }
     },
     async close () { if (!pool.ended) await pool.end() },
+    poolStats: () => ({
+      max: poolSize,
+      open: pool.totalCount,
+      inUse: pool.totalCount - pool.idleCount,
+      waiting: pool.waitingCount,
+    }),
   }
 }

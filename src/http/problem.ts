@@ -14,6 +14,7 @@ export const ProblemType = {
   refreshTokenReused: 'https://taskbase.dev/problems/refresh-token-reused',
   databaseUnavailable: 'https://taskbase.dev/problems/database-unavailable',
   identityProviderUnavailable: 'https://taskbase.dev/problems/identity-provider-unavailable',
+  rateLimited: 'https://taskbase.dev/problems/rate-limited',
 } as const
 
 /** An RFC 9457 problem. Code below the routes throws these; one handler renders them. */
@@ -46,6 +47,7 @@ export const ProblemJson = Type.Object({
   status: Type.Integer(),
   detail: Type.String(),
   errors: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
+  instance: Type.Optional(Type.String({ description: 'The request id, as in the X-Request-Id header and the server log' })),
 }, { description: 'An RFC 9457 problem, sent as application/problem+json' })
 
 interface FastifyLikeError {
@@ -169,14 +171,23 @@ export function problemErrorHandler (badInputStatus = 400) {
     if (problem.status === 503) request.log.warn(describeError(error), 'service unavailable')
     else if (problem.status === 400 && databaseCode(error) !== undefined) request.log.warn(describeError(error), 'input refused by the database')
     else if (problem.status >= 500) request.log.error(describeError(error), 'request failed')
-    return reply.code(problem.status).headers(problem.headers).type('application/problem+json').send(problem.toJSON())
+    return reply.code(problem.status).headers(problem.headers).type('application/problem+json').send(problemBody(problem, request))
   }
+}
+
+/**
+ * The body of a problem answer. `instance` is the plain request id (RFC 9457 allows any URI
+ * reference): the value of the X-Request-Id header and of `reqId` in the log, so a client's
+ * report leads straight to the log lines.
+ */
+export function problemBody (problem: Problem, request: FastifyRequest) {
+  return { ...problem.toJSON(), instance: request.id }
 }
 
 export function registerProblemHandlers (app: FastifyInstance): void {
   app.setErrorHandler(problemErrorHandler())
   app.setNotFoundHandler((request, reply) => {
     const problem = new Problem(404, `No route for ${request.method} ${request.url.split('?')[0]}`)
-    return reply.code(404).type('application/problem+json').send(problem.toJSON())
+    return reply.code(404).type('application/problem+json').send(problemBody(problem, request))
   })
 }

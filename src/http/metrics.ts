@@ -1,0 +1,100 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { Database } from '../db/client.js'
+import { Problem, ProblemType, toProblem, unauthorized } from './problem.js'
+import type { LimitName } from './rate-limit.js'
+
+export interface Metrics {
+  /** Counts a request refused by a rate limit. */
+  rateLimited (name: LimitName): void
+}
+
+export interface MetricsOptions {
+  database: Database
+  /** When set, scrapers send `Authorization: Bearer <token>`; unset, only loopback may scrape. */
+  token: string | undefined
+}
+
+const isLoopback = (address: string | undefined) =>
+  address !== undefined && (/^127\./.test(address) || address === '::1' || /^::ffff:127\./i.test(address))
+
+const digest = (value: string) => createHash('sha256').update(value).digest()
+
+/**
+ * Who may read /metrics. With METRICS_TOKEN, whoever presents it. Without, a scraper on the same
+ * machine only: the socket's address must be loopback and the request must not have come through
+ * a proxy (an X-Forwarded-For or Forwarded header), since a reverse proxy on the same host would
+ * otherwise open the metrics to everyone it serves.
+ */
+function metricsAccess (token: string | undefined) {
+  const expected = token === undefined ? undefined : digest(token)
+  return async (request: FastifyRequest) => {
+    if (expected === undefined) {
+      const forwarded = request.headers['x-forwarded-for'] !== undefined || request.headers.forwarded !== undefined
+      if (forwarded || !isLoopback(request.socket.remoteAddress)) {
+        throw new Problem(403, 'Metrics are served to loopback addresses only; set METRICS_TOKEN to scrape from elsewhere')
+      }
+      return
+    }
+    const match = /^Bearer (\S+)$/i.exec(request.headers.authorization ?? '')
+    // Compared as digests: equal lengths, constant time.
+    if (!match?.[1] || !timingSafeEqual(digest(match[1]), expected)) throw unauthorized('A valid metrics token is required')
+  }
+}
+
+/**
+ * Prometheus metrics at GET /metrics, in a registry of this app's own (several apps in one
+ * process, as in the tests, never share counters). Register before the feature scopes: the
+ * hooks then see every route.
+ */
+export function registerMetrics (app: FastifyInstance, { database, token }: MetricsOptions): Metrics {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+
+  const labelNames = ['method', 'route', 'status_code'] as const
+  const requests = new Counter({
+    name: 'http_requests_total', help: 'HTTP requests answered, by route pattern and status', labelNames, registers: [registry],
+  })
+  const duration = new Histogram({
+    name: 'http_request_duration_seconds', help: 'Time to answer an HTTP request, by route pattern and status', labelNames, registers: [registry],
+  })
+  const databaseErrors = new Counter({
+    name: 'taskbase_database_errors_total', help: 'Requests answered 503 because the database was unavailable', registers: [registry],
+  })
+  const limited = new Counter({
+    name: 'taskbase_rate_limited_total', help: 'Requests refused with 429, by limit', labelNames: ['limit'] as const, registers: [registry],
+  })
+  if (database.poolStats) {
+    const stats = database.poolStats.bind(database)
+    const pool = (name: string, help: string, read: (s: ReturnType<typeof stats>) => number) =>
+      new Gauge({ name, help, registers: [registry], collect () { this.set(read(stats())) } })
+    pool('taskbase_db_pool_max', 'Most connections the pool may open', (s) => s.max)
+    pool('taskbase_db_pool_size', 'Connections the pool holds open', (s) => s.open)
+    pool('taskbase_db_pool_in_use', 'Connections checked out by a query or transaction', (s) => s.inUse)
+    pool('taskbase_db_pool_waiting', 'Queries waiting for a free connection', (s) => s.waiting)
+  }
+
+  app.addHook('onResponse', async (request, reply) => {
+    // The pattern (/api/v1/tasks/:id), never the raw URL: one series per route, not per id.
+    const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: reply.statusCode }
+    requests.inc(labels)
+    duration.observe(labels, reply.elapsedTime / 1000)
+  })
+  app.addHook('onError', async (_request, _reply, error) => {
+    if (toProblem(error).type === ProblemType.databaseUnavailable) databaseErrors.inc()
+  })
+
+  app.get('/metrics', {
+    schema: {
+      tags: ['operations'],
+      summary: 'Prometheus metrics; needs METRICS_TOKEN as a Bearer token, or a loopback client when unset',
+    },
+    onRequest: metricsAccess(token),
+  }, async (_request, reply) => {
+    const text = await registry.metrics()
+    return reply.type(registry.contentType).send(text)
+  })
+
+  return { rateLimited: (name) => limited.inc({ limit: name }) }
+}
