@@ -45,7 +45,13 @@ async function main (): Promise<void> {
     database = await openEmbedded(config.dataDir)
     secret = config.jwtSecret ?? embeddedSecret(config.dataDir)
   } else {
-    database = await openPostgres({ url: config.databaseUrl, poolSize: config.databasePoolSize })
+    database = await openPostgres({
+      url: config.databaseUrl,
+      poolSize: config.databasePoolSize,
+      // No statement outlives the request timeout: Fastify's covers receiving a request, not a
+      // handler waiting on a lock.
+      statementTimeoutMs: config.requestTimeoutMs,
+    })
     secret = config.jwtSecret!
   }
   await database.migrate()

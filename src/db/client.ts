@@ -66,15 +66,42 @@ export interface PostgresOptions {
   readonly url: string
   readonly poolSize: number
   readonly log?: Pick<Logger, 'warn'>
+  /**
+   * The server cancels a statement running longer (SQLSTATE 57014, answered 503): a request
+   * stuck behind a lock then ends instead of holding its connection forever. Undefined: no limit.
+   */
+  readonly statementTimeoutMs?: number
 }
 
-export async function openPostgres ({ url, poolSize, log }: PostgresOptions): Promise<Database> {
+/**
+ * False when the server at `url` refuses startup parameters, as PgBouncer 1.18 and Neon's pooled
+ * endpoint do ("unsupported startup parameter: statement_timeout"). Unknown (unreachable): true.
+ */
+async function acceptsStartupParameters (url: string): Promise<boolean> {
+  const probe = new pg.Client({ connectionString: url, statement_timeout: 60_000, connectionTimeoutMillis: 5_000 })
+  try {
+    await probe.connect()
+    return true
+  } catch (error) {
+    return !/unsupported startup parameter/i.test((error as Error).message)
+  } finally {
+    await probe.end().catch(() => {})
+  }
+}
+
+export async function openPostgres ({ url, poolSize, log, statementTimeoutMs }: PostgresOptions): Promise<Database> {
+  // The switch for transaction poolers: they take no startup parameters, so behind one the
+  // statement timeout is the pooler's own (PgBouncer's query_timeout). Queries use no named
+  // prepared statements (drizzle sends unnamed ones), which such a pooler could not keep either.
+  const pooled = statementTimeoutMs !== undefined && !await acceptsStartupParameters(url)
+  if (pooled) log?.warn('DATABASE_URL refuses startup parameters (a transaction pooler?): no statement timeout is set; set the pooler\'s query_timeout')
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
     // A request waiting this long for a connection gets a 503 rather than hanging.
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
+    ...(statementTimeoutMs !== undefined && !pooled && { statement_timeout: statementTimeoutMs }),
   })
   // Without this listener an idle connection dropped by the server (restart, failover,
   // pg_terminate_backend) crashes the process. The pool replaces the connection by itself.
@@ -88,13 +115,18 @@ export async function openPostgres ({ url, poolSize, log }: PostgresOptions): Pr
     async ping () { await pool.query('select 1') },
     async migrate () {
       // Several processes may start at once on one database: the advisory lock lets one migrate
-      // while the others wait, then find nothing left to do. A plain connection, not the pool, so
-      // that the lock and the migration share one session.
+      // while the others wait, then find nothing left to do. A plain connection, not the pool, and
+      // one transaction holding a transaction-scoped lock: a session lock taken through a
+      // transaction pooler stays on the pooler's server connection after we leave, and the next
+      // process to start waits on it forever. drizzle's own BEGIN inside is then a no-op (a
+      // warning) and its COMMIT ends ours, releasing the lock once the migrations are in.
       const client = new pg.Client({ connectionString: url })
       await client.connect()
       try {
-        await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY])
+        await client.query('begin')
+        await client.query('select pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY])
         await migratePg(drizzlePg({ client }), { migrationsFolder })
+        await client.query('commit')
       } finally {
         await client.end()
       }

@@ -82,7 +82,11 @@ export function isDatabaseUnavailable (error: unknown): boolean {
   for (let e = error; e instanceof Error || (typeof e === 'object' && e !== null); e = (e as { cause?: unknown }).cause) {
     const code = (e as { code?: unknown }).code
     if (typeof code === 'string') {
-      if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03' || code === '53300') return true
+      if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03') return true
+      // Class 53 (too many connections, out of memory or disk), a statement cancelled by
+      // statement_timeout (57014) and a lock not available in time (55P03): the server is overloaded
+      // or blocked, not the request wrong; a retry later can succeed.
+      if (code.startsWith('53') || code === '57014' || code === '55P03') return true
       if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) return true
     }
     const message = (e as { message?: unknown }).message
