@@ -16,7 +16,7 @@ import type { Database } from './db/client.js'
 import { requireUser, type Authenticate } from './http/auth-guard.js'
 import { refuseNulCharacters } from './http/input-guard.js'
 import { registerMetrics } from './http/metrics.js'
-import { Problem, ProblemType, registerProblemHandlers } from './http/problem.js'
+import { clientErrorHandler, frameworkErrors, Problem, ProblemType, registerProblemHandlers } from './http/problem.js'
 import { limitRequests, rateLimitQueries } from './http/rate-limit.js'
 import { taskQueries } from './tasks/queries.js'
 import { taskRoutes } from './tasks/routes.js'
@@ -72,6 +72,9 @@ export async function buildApp (config: Config, { database, keys, logStream }: D
     // Proto-poisoning keys in JSON are refused (400), not stripped.
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
+    // Refusals that happen before routing answer problem+json too (431, bad framing, bad URLs).
+    clientErrorHandler,
+    frameworkErrors,
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.setValidatorCompiler(validatorCompiler())

@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from '@fastify/type-provider-typebox'
 
@@ -142,6 +143,8 @@ function clientMessage (e: FastifyLikeError): string {
     case 'FST_ERR_CTP_BODY_TOO_LARGE': return 'The body is larger than the limit of this server'
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return 'Unsupported Content-Type; send application/json'
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH': return 'Content-Length does not match the body'
+    case 'FST_ERR_BAD_URL': return 'The URL is not validly percent-encoded'
+    case 'FST_ERR_MAX_PARAM_LENGTH': return 'A path segment is longer than this server accepts'
     default: return e.message
   }
 }
@@ -187,6 +190,31 @@ export function problemErrorHandler (badInputStatus = 400) {
 export function problemBody (problem: Problem, request: FastifyRequest) {
   return { ...problem.toJSON(), instance: request.id }
 }
+
+/**
+ * Fastify's `clientErrorHandler`: what Node's HTTP parser refuses before there is a request
+ * (headers over its 16 KiB limit, broken framing, a request that never finished arriving) gets
+ * the same problem+json as everything else, not Fastify's plain JSON. Nothing of the request is
+ * logged: its raw bytes hold the Authorization header.
+ */
+export function clientErrorHandler (this: FastifyInstance, error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return
+  const [status, detail] = error.code === 'HPE_HEADER_OVERFLOW'
+    ? [431, 'The request headers are larger than this server accepts']
+    : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'The request did not arrive in time']
+      : [400, 'The request is not valid HTTP/1.1']
+  this.log.debug({ code: error.code, status }, 'malformed request refused')
+  const body = JSON.stringify(new Problem(status, detail).toJSON())
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+  }
+  socket.destroy()
+}
+
+/** Fastify's `frameworkErrors`: a URL that does not decode (400), a path parameter over maxParamLength (414). */
+export const frameworkErrors = problemErrorHandler()
 
 export function registerProblemHandlers (app: FastifyInstance): void {
   app.setErrorHandler(problemErrorHandler())
