@@ -9,6 +9,11 @@ import { externalVerifier } from './auth/external.js'
 import { loginLimit } from './auth/login-limit.js'
 import { authRoutes } from './auth/routes.js'
 import { classicRoutes } from './classic/routes.js'
+import { eventHub } from './events/hub.js'
+import { eventRoutes, ticketRoutes } from './events/routes.js'
+import { syncCursors } from './sync/cursor.js'
+import { syncQueries } from './sync/queries.js'
+import { syncRoutes } from './sync/routes.js'
 import { sessionQueries } from './auth/sessions.js'
 import { verifyAccessToken, type TokenKeys } from './auth/tokens.js'
 import type { Config } from './config.js'
@@ -28,6 +33,8 @@ export interface Deps {
   keys: TokenKeys
   /** Where log lines go; standard output when omitted. Tests pass a stream to read them. */
   logStream?: { write (line: string): void }
+  /** Comment lines on idle event streams; 15 s unless a test wants them sooner. */
+  eventHeartbeatMs?: number
 }
 
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default
@@ -49,7 +56,8 @@ function validatorCompiler () {
 /** A client's X-Request-Id is kept when it is short and plain, so logs join across services. */
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
-export async function buildApp (config: Config, { database, keys, logStream }: Deps): Promise<FastifyInstance> {
+export async function buildApp (config: Config, deps: Deps): Promise<FastifyInstance> {
+  const { database, keys, logStream } = deps
   const app = Fastify({
     logger: {
       level: config.logLevel,
@@ -105,6 +113,7 @@ export async function buildApp (config: Config, { database, keys, logStream }: D
         { name: 'auth', description: 'Accounts and tokens' },
         { name: 'users', description: 'The signed-in user' },
         { name: 'tasks', description: 'Your tasks; another user\'s task is always 404' },
+        { name: 'sync', description: 'Keeping a local copy: delta sync and live events' },
         { name: 'classic', description: 'The /api/{user_id}/tasks contract of existing todo front ends, over the same tasks' },
         { name: 'operations', description: 'Health and documentation' },
       ],
@@ -133,6 +142,11 @@ export async function buildApp (config: Config, { database, keys, logStream }: D
   const users = userQueries(db)
   const sessions = sessionQueries(db, keys)
   const tasks = taskQueries(db)
+  const sync = syncQueries(db)
+  const cursors = syncCursors(keys.secret, config.syncRetentionDays * 86_400_000)
+  const hub = eventHub(database, app.log)
+  // Open streams would keep the server from closing: end them first.
+  app.addHook('preClose', async () => { await hub.close() })
 
   const external = externalVerifier(config.externalAuth)
   /** Our own tokens first (cheap to refuse when foreign), then the external provider's, if any. */
@@ -164,11 +178,14 @@ export async function buildApp (config: Config, { database, keys, logStream }: D
       const login = loginLimit(limits, { failures: rateLimits.loginFailures, windowSeconds: rateLimits.loginWindowSeconds }, metrics.rateLimited)
       await auth.register(authRoutes, { users, sessions, loginLimit: login })
     })
+    await api.register(eventRoutes, { authenticate, sync, cursors, hub, heartbeatMs: deps.eventHeartbeatMs })
     await api.register(async (signedIn) => {
       requireUser(signedIn, authenticate)
       limitApi(signedIn)
       await signedIn.register(userRoutes, { users, sessions })
       await signedIn.register(taskRoutes, { tasks })
+      await signedIn.register(syncRoutes, { sync, cursors })
+      await signedIn.register(ticketRoutes, { sync })
     })
   }, { prefix: '/api/v1' })
 

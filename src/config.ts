@@ -12,6 +12,8 @@ export interface Config {
   readonly logLevel: string
   /** A server PostgreSQL; undefined means the embedded database in `dataDir`. */
   readonly databaseUrl: string | undefined
+  /** A direct (unpooled) URL for LISTEN, when DATABASE_URL goes through a transaction pooler. */
+  readonly databaseDirectUrl: string | undefined
   readonly databasePoolSize: number
   readonly dataDir: string
   /** Undefined on the embedded database: a random secret is then kept in `dataDir`. */
@@ -20,6 +22,8 @@ export interface Config {
   readonly jwtAudience: string
   readonly accessTokenTtlSeconds: number
   readonly refreshTokenTtlDays: number
+  /** How long tombstones and superseded changes stay in the change log, so sync cursors stay valid. */
+  readonly syncRetentionDays: number
   readonly bodyLimitBytes: number
   readonly requestTimeoutMs: number
   /** Tokens of an external identity provider, accepted beside our own. */
@@ -70,6 +74,18 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     const value = Number(raw)
     if (!Number.isInteger(value) || value < min || value > max) {
       problems.push(`${name} must be a whole number from ${min} to ${max}, got "${raw}"`)
+      return fallback
+    }
+    return value
+  }
+
+  /** Fractions allowed: SYNC_RETENTION_DAYS=0.5 is twelve hours. */
+  const positiveNumber = (name: string, fallback: number, max: number): number => {
+    const raw = env[name]
+    if (raw === undefined || raw === '') return fallback
+    const value = Number(raw)
+    if (!Number.isFinite(value) || value <= 0 || value > max) {
+      problems.push(`${name} must be a number above 0 and at most ${max}, got "${raw}"`)
       return fallback
     }
     return value
@@ -126,6 +142,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     host: env.HOST || '127.0.0.1',
     logLevel,
     databaseUrl,
+    databaseDirectUrl: env.DATABASE_DIRECT_URL || undefined,
     databasePoolSize: integer('DATABASE_POOL_SIZE', 10, 1, 1000),
     dataDir: resolve(env.DATA_DIR || 'data'),
     jwtSecret,
@@ -133,6 +150,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     jwtAudience: env.JWT_AUDIENCE || 'taskbase',
     accessTokenTtlSeconds: integer('ACCESS_TOKEN_TTL_SECONDS', 15 * 60, 10, 24 * 60 * 60),
     refreshTokenTtlDays: integer('REFRESH_TOKEN_TTL_DAYS', 30, 1, 365),
+    syncRetentionDays: positiveNumber('SYNC_RETENTION_DAYS', 30, 3650),
     bodyLimitBytes: integer('BODY_LIMIT_BYTES', 64 * 1024, 1024, 10 * 1024 * 1024),
     requestTimeoutMs: integer('REQUEST_TIMEOUT_MS', 30_000, 1000, 600_000),
     externalAuth: Object.freeze({

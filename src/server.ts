@@ -7,6 +7,7 @@ import { ConfigError, loadConfig, type Config } from './config.js'
 import { openEmbedded, openPostgres, type Database } from './db/client.js'
 import { DataDirLockedError, lockDataDir } from './db/lock.js'
 import { rateLimitQueries } from './http/rate-limit.js'
+import { syncQueries } from './sync/queries.js'
 import { taskQueries } from './tasks/queries.js'
 
 /**
@@ -47,6 +48,7 @@ async function main (): Promise<void> {
   } else {
     database = await openPostgres({
       url: config.databaseUrl,
+      directUrl: config.databaseDirectUrl,
       poolSize: config.databasePoolSize,
       // No statement outlives the request timeout: Fastify's covers receiving a request, not a
       // handler waiting on a lock.
@@ -59,9 +61,12 @@ async function main (): Promise<void> {
   const app = await buildApp(config, { database, keys: tokenKeys(config, secret) })
   const tasks = taskQueries(database.db)
   const limits = rateLimitQueries(database.db)
+  const sync = syncQueries(database.db)
   const pruning = setInterval(() => {
     tasks.pruneIdempotencyKeys().catch((error: Error) => app.log.warn({ message: error.message }, 'pruning idempotency keys failed'))
     limits.prune().catch((error: Error) => app.log.warn({ message: error.message }, 'pruning rate-limit counters failed'))
+    sync.prune(config.syncRetentionDays).catch((error: Error) => app.log.warn({ message: error.message }, 'pruning the change log failed'))
+    sync.pruneTickets().catch((error: Error) => app.log.warn({ message: error.message }, 'pruning event tickets failed'))
   }, 60 * 60 * 1000).unref()
 
   let closing = false

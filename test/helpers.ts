@@ -9,7 +9,7 @@ import { openEmbedded, openPostgres, type Database } from '../src/db/client.js'
 export interface TestDatabase {
   name: 'pglite' | 'postgres'
   /** A new, empty, migrated database, and how to throw it away. */
-  open (): Promise<{ database: Database, drop: () => Promise<void> }>
+  open (): Promise<{ database: Database, drop: () => Promise<void>, url?: string }>
 }
 
 const pglite: TestDatabase = {
@@ -37,6 +37,7 @@ function postgres (adminUrl: string): TestDatabase {
       await database.migrate()
       return {
         database,
+        url: url.toString(),
         drop: async () => {
           await database.close()
           const admin = new pg.Client({ connectionString: adminUrl })
@@ -77,6 +78,8 @@ export interface Account {
 export interface TestApp {
   app: FastifyInstance
   database: Database
+  /** The PostgreSQL URL of `database` (postgres target only), for a second app on it. */
+  databaseUrl?: string
   keys: TokenKeys
   inject (options: InjectOptions): Promise<LightMyRequestResponse>
   signUp (email?: string, password?: string): Promise<Account>
@@ -94,6 +97,8 @@ export interface TestAppOptions {
   database?: Database
   /** Receives the app's log lines (level info); logs are off otherwise. */
   logStream?: { write (line: string): void }
+  /** Comment lines on idle event streams (15 s by default). */
+  eventHeartbeatMs?: number
   /**
    * More environment for loadConfig, e.g. AUTH_JWKS_URL. The rate limits (auth requests, failed
    * logins, API requests) are off unless given here: every test acts from one address, and most
@@ -102,16 +107,17 @@ export interface TestAppOptions {
   env?: Record<string, string>
 }
 
-export async function buildTestApp (target: TestDatabase, { keys = testKeys(), database: given, logStream, env = {} }: TestAppOptions = {}): Promise<TestApp> {
-  const opened = given ? { database: given, drop: async () => {} } : await target.open()
+export async function buildTestApp (target: TestDatabase, { keys = testKeys(), database: given, logStream, env = {}, eventHeartbeatMs }: TestAppOptions = {}): Promise<TestApp> {
+  const opened: { database: Database, drop: () => Promise<void>, url?: string } = given ? { database: given, drop: async () => {} } : await target.open()
   const { database } = opened
   const app = await buildApp(loadConfig({
     LOG_LEVEL: logStream ? 'info' : 'silent', RATE_LIMIT_AUTH_PER_MINUTE: '0', RATE_LIMIT_LOGIN_FAILURES: '0', RATE_LIMIT_API_PER_MINUTE: '0', ...env,
-  }), { database, keys, logStream })
+  }), { database, keys, logStream, eventHeartbeatMs })
   const inject = (options: InjectOptions) => app.inject(options)
   return {
     app,
     database,
+    databaseUrl: opened.url,
     keys,
     inject,
     async signUp (email = uniqueEmail(), password = PASSWORD) {

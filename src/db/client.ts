@@ -21,6 +21,12 @@ export interface Database {
   ping (): Promise<void>
   /** Applies the committed migrations that have not run yet; running it again changes nothing. */
   migrate (): Promise<void>
+  /**
+   * Calls `onMessage` with the payload of every NOTIFY on `channel`, from any process. After a
+   * lost listening connection is replaced, `onReconnect` runs: notifications sent meanwhile are
+   * gone, so listeners catch up from the data. Resolves once listening; returns the way to stop.
+   */
+  listen (channel: string, onMessage: (payload: string) => void, onReconnect: () => void): Promise<() => Promise<void>>
   close (): Promise<void>
   /** The connection pool's state, for metrics; absent on the embedded database, which has none. */
   poolStats? (): PoolStats
@@ -58,12 +64,16 @@ export async function openEmbedded (dataDir: string | undefined): Promise<Databa
     db,
     async ping () { await client.query('select 1') },
     async migrate () { await migratePglite(drizzlePglite({ client }), { migrationsFolder }) },
+    // In-process: PGlite delivers its own NOTIFYs to its listeners, and there is no connection to lose.
+    async listen (channel, onMessage) { return client.listen(channel, onMessage) },
     async close () { if (!client.closed) await client.close() },
   }
 }
 
 export interface PostgresOptions {
   readonly url: string
+  /** For LISTEN, which needs a session: a direct URL when `url` goes through a transaction pooler. */
+  readonly directUrl?: string
   readonly poolSize: number
   readonly log?: Pick<Logger, 'warn'>
   /**
@@ -89,7 +99,7 @@ async function acceptsStartupParameters (url: string): Promise<boolean> {
   }
 }
 
-export async function openPostgres ({ url, poolSize, log, statementTimeoutMs }: PostgresOptions): Promise<Database> {
+export async function openPostgres ({ url, directUrl, poolSize, log, statementTimeoutMs }: PostgresOptions): Promise<Database> {
   // The switch for transaction poolers: they take no startup parameters, so behind one the
   // statement timeout is the pooler's own (PgBouncer's query_timeout). Queries use no named
   // prepared statements (drizzle sends unnamed ones), which such a pooler could not keep either.
@@ -120,7 +130,7 @@ export async function openPostgres ({ url, poolSize, log, statementTimeoutMs }: 
       // transaction pooler stays on the pooler's server connection after we leave, and the next
       // process to start waits on it forever. drizzle's own BEGIN inside is then a no-op (a
       // warning) and its COMMIT ends ours, releasing the lock once the migrations are in.
-      const client = new pg.Client({ connectionString: url })
+      const client = new pg.Client({ connectionString: directUrl ?? url })
       await client.connect()
       try {
         await client.query('begin')
@@ -131,6 +141,9 @@ export async function openPostgres ({ url, poolSize, log, statementTimeoutMs }: 
         await client.end()
       }
     },
+    listen (channel, onMessage, onReconnect) {
+      return listenPostgres({ url: directUrl ?? url, channel, onMessage, onReconnect, log })
+    },
     async close () { if (!pool.ended) await pool.end() },
     poolStats: () => ({
       max: poolSize,
@@ -138,5 +151,62 @@ export async function openPostgres ({ url, poolSize, log, statementTimeoutMs }: 
       inUse: pool.totalCount - pool.idleCount,
       waiting: pool.waitingCount,
     }),
+  }
+}
+
+/** The application_name of LISTEN connections, so operators (and tests) can find them. */
+export const LISTEN_APPLICATION_NAME = 'taskbase-listen'
+
+interface ListenOptions {
+  url: string
+  channel: string
+  onMessage: (payload: string) => void
+  onReconnect: () => void
+  log?: Pick<Logger, 'warn'>
+}
+
+/**
+ * One dedicated connection that LISTENs, replaced whenever it is lost (server restart,
+ * pg_terminate_backend, network), retrying with a backoff of up to 2 s.
+ */
+async function listenPostgres ({ url, channel, onMessage, onReconnect, log }: ListenOptions): Promise<() => Promise<void>> {
+  let client: pg.Client | undefined
+  let stopped = false
+  let retryDelay = 100
+  let timer: NodeJS.Timeout | undefined
+
+  const connect = async (): Promise<void> => {
+    const next = new pg.Client({ connectionString: url, application_name: LISTEN_APPLICATION_NAME })
+    next.on('notification', (message) => { if (message.channel === channel) onMessage(message.payload ?? '') })
+    const lost = (error?: Error) => {
+      if (client !== next || stopped) return
+      client = undefined
+      log?.warn({ message: error?.message }, 'LISTEN connection lost; reconnecting')
+      next.end().catch(() => {})
+      schedule()
+    }
+    next.on('error', lost)
+    next.on('end', () => lost())
+    await next.connect()
+    await next.query(`LISTEN ${pg.escapeIdentifier(channel)}`)
+    client = next
+    retryDelay = 100
+  }
+
+  const schedule = () => {
+    timer = setTimeout(() => {
+      connect().then(onReconnect, () => {
+        retryDelay = Math.min(retryDelay * 2, 2_000)
+        if (!stopped) schedule()
+      })
+    }, retryDelay)
+    timer.unref()
+  }
+
+  await connect()
+  return async () => {
+    stopped = true
+    clearTimeout(timer)
+    await client?.end().catch(() => {})
   }
 }

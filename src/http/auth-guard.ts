@@ -18,6 +18,11 @@ export interface Principal {
 /** The user a token proves, or null for any invalid token. May throw a Problem (e.g. a 503). */
 export type Authenticate = (token: string) => Promise<Principal | null>
 
+/** The token of an `Authorization: Bearer <token>` header; undefined for anything else. */
+export function bearerToken (header: string | undefined): string | undefined {
+  return header === undefined ? undefined : /^Bearer ([A-Za-z0-9_.~+/=-]+)$/i.exec(header)?.[1]
+}
+
 /**
  * Every route registered in `scope` (and its children) requires a valid Bearer token: a route
  * added there cannot forget the check. Every failure is the same 401, whatever was wrong.
@@ -29,9 +34,8 @@ export function requireUser (scope: FastifyInstance, authenticate: Authenticate)
     route.schema = { ...route.schema, security: [{ bearerAuth: [] }] } as typeof route.schema
   })
   scope.addHook('onRequest', async (request: FastifyRequest) => {
-    const header = request.headers.authorization
-    const match = header === undefined ? null : /^Bearer ([A-Za-z0-9_.~+/=-]+)$/i.exec(header)
-    const principal = match?.[1] ? await authenticate(match[1]) : null
+    const token = bearerToken(request.headers.authorization)
+    const principal = token ? await authenticate(token) : null
     if (principal === null) throw unauthorized()
     request.userId = principal.userId
     request.authSubject = principal.authSubject

@@ -16,6 +16,7 @@ export const ProblemType = {
   databaseUnavailable: 'https://taskbase.dev/problems/database-unavailable',
   identityProviderUnavailable: 'https://taskbase.dev/problems/identity-provider-unavailable',
   rateLimited: 'https://taskbase.dev/problems/rate-limited',
+  syncExpired: 'https://taskbase.dev/problems/sync-expired',
 } as const
 
 /** An RFC 9457 problem. Code below the routes throws these; one handler renders them. */

@@ -1,0 +1,55 @@
+import { createHmac, timingSafeEqual } from 'node:crypto'
+import { badRequest, Problem, ProblemType } from '../http/problem.js'
+
+/**
+ * A position in one user's change log. `delta`: everything after `seq`. `full`: a first sync still
+ * paging through the tasks (by id, after `afterId`) of the snapshot taken at `seq`.
+ */
+export type SyncPosition =
+  | { mode: 'delta', seq: number }
+  | { mode: 'full', seq: number, afterId: string }
+
+interface Minted { position: SyncPosition, mintedAt: number }
+
+/**
+ * Cursors are opaque to clients and bound to their user by an HMAC: a cursor edited by hand, or
+ * minted for someone else, is refused (400) before it reaches a query.
+ */
+export function syncCursors (secret: Uint8Array, retentionMs: number) {
+  const mac = (userId: string, payload: string) =>
+    createHmac('sha256', secret).update(`sync:${userId}:${payload}`).digest().subarray(0, 16)
+
+  return {
+    mint (userId: string, position: SyncPosition): string {
+      const fields = position.mode === 'delta'
+        ? ['d', position.seq, Date.now()]
+        : ['f', position.seq, Date.now(), position.afterId]
+      const payload = Buffer.from(JSON.stringify(fields)).toString('base64url')
+      return `${payload}.${mac(userId, payload).toString('base64url')}`
+    },
+
+    /**
+     * The position, or a 400 for a cursor that is not this user's, or a 410 for one older than the
+     * change log's retention (the client starts over without `since`). `floorSeq`: the highest seq
+     * whose tombstone was pruned.
+     */
+    read (userId: string, cursor: string, floorSeq: number, parameter = 'since'): Minted {
+      const invalid = () => badRequest('The sync cursor is not valid for this user',
+        [{ path: `query.${parameter}`, message: 'is not a cursor this API gave you' }])
+      const [payload, signature, extra] = cursor.split('.')
+      if (!payload || !signature || extra !== undefined) throw invalid()
+      const expected = mac(userId, payload)
+      const given = Buffer.from(signature, 'base64url')
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw invalid()
+      const [mode, seq, mintedAt, afterId] = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as [string, number, number, string?]
+      const position: SyncPosition = mode === 'f' ? { mode: 'full', seq, afterId: afterId! } : { mode: 'delta', seq }
+      if (Date.now() - mintedAt > retentionMs || seq < floorSeq) {
+        throw new Problem(410, 'This sync cursor is older than the change log keeps; sync again from the start, without since',
+          undefined, ProblemType.syncExpired)
+      }
+      return { position, mintedAt }
+    },
+  }
+}
+
+export type SyncCursors = ReturnType<typeof syncCursors>

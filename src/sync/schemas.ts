@@ -1,0 +1,23 @@
+import { Type } from '@fastify/type-provider-typebox'
+import { DateTime, Uuid } from '../http/schemas.js'
+import { TaskJson, toTaskJson } from '../tasks/schemas.js'
+import type { ChangeOut } from './queries.js'
+
+export const SyncQuery = Type.Object({
+  since: Type.Optional(Type.String({ minLength: 1, maxLength: 1000, description: 'The cursor of your last sync; omit it for the full state' })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 500 })),
+}, { additionalProperties: false })
+
+export const UpsertChangeJson = Type.Object({ op: Type.Literal('upsert'), task: TaskJson })
+export const DeleteChangeJson = Type.Object({ op: Type.Literal('delete'), id: Uuid, deletedAt: DateTime() })
+export const ChangeJson = Type.Union([UpsertChangeJson, DeleteChangeJson])
+
+export const SyncPageJson = Type.Object({
+  changes: Type.Array(ChangeJson, { description: 'Each task at most once, in its latest state, in log order' }),
+  cursor: Type.String({ description: 'Pass as since next time; valid until the retention period drops it' }),
+  hasMore: Type.Boolean({ description: 'True: call again at once with the new cursor' }),
+})
+
+export const toChangeJson = (change: ChangeOut) => change.op === 'upsert'
+  ? { op: 'upsert' as const, task: toTaskJson(change.task) }
+  : { op: 'delete' as const, id: change.id, deletedAt: change.deletedAt.toISOString() }
