@@ -19,7 +19,7 @@ import { verifyAccessToken, type TokenKeys } from './auth/tokens.js'
 import type { Config } from './config.js'
 import type { Database } from './db/client.js'
 import { requireUser, type Authenticate } from './http/auth-guard.js'
-import { refuseNulCharacters } from './http/input-guard.js'
+import { refuseUnstorableText } from './http/input-guard.js'
 import { registerMetrics } from './http/metrics.js'
 import { clientErrorHandler, frameworkErrors, Problem, ProblemType, registerProblemHandlers } from './http/problem.js'
 import { limitRequests, rateLimitQueries } from './http/rate-limit.js'
@@ -95,7 +95,7 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
     else parseJson(request, body as string, done)
   })
   registerProblemHandlers(app)
-  refuseNulCharacters(app)
+  refuseUnstorableText(app)
   app.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id) })
 
   await app.register(swagger, {

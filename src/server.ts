@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import type { TokenKeys } from './auth/tokens.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
@@ -40,6 +41,13 @@ async function main (): Promise<void> {
   const config = loadConfig()
   let releaseLock = () => {}
   let database: Database
+  let app: FastifyInstance | undefined
+  // The database opens before the app (and its logger) exists: early warnings go to stderr as JSON.
+  const log = {
+    warn: (details: object, message: string) => app
+      ? app.log.warn(details, message)
+      : console.error(JSON.stringify({ level: 40, time: Date.now(), ...details, msg: message })),
+  }
   let secret: string
   if (config.databaseUrl === undefined) {
     releaseLock = lockDataDir(config.dataDir)
@@ -50,6 +58,7 @@ async function main (): Promise<void> {
       url: config.databaseUrl,
       directUrl: config.databaseDirectUrl,
       poolSize: config.databasePoolSize,
+      log,
       // No statement outlives the request timeout: Fastify's covers receiving a request, not a
       // handler waiting on a lock.
       statementTimeoutMs: config.requestTimeoutMs,
@@ -58,7 +67,7 @@ async function main (): Promise<void> {
   }
   await database.migrate()
 
-  const app = await buildApp(config, { database, keys: tokenKeys(config, secret) })
+  app = await buildApp(config, { database, keys: tokenKeys(config, secret) })
   const tasks = taskQueries(database.db)
   const limits = rateLimitQueries(database.db)
   const sync = syncQueries(database.db)

@@ -8,7 +8,6 @@ import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
-import type { Logger } from 'pino'
 import * as schema from './schema.js'
 
 /** PGlite, node-postgres and a transaction on either all fit this type. */
@@ -70,12 +69,17 @@ export async function openEmbedded (dataDir: string | undefined): Promise<Databa
   }
 }
 
+/** Where the database layer reports what an operator should know; pino's logger fits. */
+export interface WarnLog {
+  warn (details: object, message: string): void
+}
+
 export interface PostgresOptions {
   readonly url: string
   /** For LISTEN, which needs a session: a direct URL when `url` goes through a transaction pooler. */
   readonly directUrl?: string
   readonly poolSize: number
-  readonly log?: Pick<Logger, 'warn'>
+  readonly log?: WarnLog
   /**
    * The server cancels a statement running longer (SQLSTATE 57014, answered 503): a request
    * stuck behind a lock then ends instead of holding its connection forever. Undefined: no limit.
@@ -104,7 +108,7 @@ export async function openPostgres ({ url, directUrl, poolSize, log, statementTi
   // statement timeout is the pooler's own (PgBouncer's query_timeout). Queries use no named
   // prepared statements (drizzle sends unnamed ones), which such a pooler could not keep either.
   const pooled = statementTimeoutMs !== undefined && !await acceptsStartupParameters(url)
-  if (pooled) log?.warn('DATABASE_URL refuses startup parameters (a transaction pooler?): no statement timeout is set; set the pooler\'s query_timeout')
+  if (pooled) log?.warn({}, 'DATABASE_URL refuses startup parameters (a transaction pooler?): no statement timeout is set; set the pooler\'s query_timeout')
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
@@ -162,7 +166,7 @@ interface ListenOptions {
   channel: string
   onMessage: (payload: string) => void
   onReconnect: () => void
-  log?: Pick<Logger, 'warn'>
+  log?: WarnLog
 }
 
 /**

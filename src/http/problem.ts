@@ -92,7 +92,7 @@ export function isDatabaseUnavailable (error: unknown): boolean {
       if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) return true
     }
     const message = (e as { message?: unknown }).message
-    if (typeof message === 'string' && /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end/i.test(message)) return true
+    if (typeof message === 'string' && /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end|PGlite is closed/i.test(message)) return true
     if ((e as { cause?: unknown }).cause === e) break
   }
   return false

@@ -93,7 +93,9 @@ describe('a database that is gone', () => {
     expectProblem(ready, 503)
     expect(ready.headers['retry-after']).toBeDefined()
     expect((await t.inject({ url: '/healthz' })).statusCode).toBe(200)
+    const api = await t.inject({ url: '/api/v1/tasks', headers: account.headers })
+    expectProblem(api, 503)
+    expect(api.headers['retry-after']).toBeDefined()
     await t.app.close()
-    void account
   })
 })

@@ -47,6 +47,7 @@ describe.each(testDatabases)('tasks CRUD on $name', (target) => {
       ['a tag of 51 characters', { title: 'ok', tags: ['x'.repeat(51)] }, 'body.tags.0'],
       ['a missing title', { description: 'no title' }, 'body.title'],
       ['a NUL character in the title', { title: 'a\u0000b' }, 'body.title'],
+      ['a lone surrogate in the title', { title: 'a\ud800b' }, 'body.title'],
       ['a NUL character in a tag', { title: 'ok', tags: ['fine', 'b\u0000d'] }, 'body.tags.1'],
       ['a due date in year 0000', { title: 'ok', dueAt: '0000-06-01T00:00:00Z' }, 'body.dueAt'],
     ])('refuses %s with a 400 naming the field, and stores nothing', async (_, payload, path) => {
@@ -89,14 +90,14 @@ describe.each(testDatabases)('tasks CRUD on $name', (target) => {
     it('creates, reads, updates, completes, reopens and deletes a task', async () => {
       const created = await t.inject({
         method: 'POST', url: '/api/v1/tasks', headers: alice.headers,
-        payload: { title: '  Buy milk  ', description: 'two litres', priority: 'high', dueAt: '2030-05-01T09:30:00+02:00', tags: ['Home', 'home', 'errands'] },
+        payload: { title: '  Buy milk  ', description: 'two litres 🥛', priority: 'high', dueAt: '2030-05-01T09:30:00+02:00', tags: ['Home', 'home', 'errands'] },
       })
       expect(created.statusCode).toBe(201)
       const task = created.json()
       expect(created.headers.location).toBe(`/api/v1/tasks/${task.id}`)
       expect(created.headers.etag).toMatch(/^"[^"]+"$/)
       expect(task).toMatchObject({
-        title: 'Buy milk', description: 'two litres', priority: 'high', dueAt: '2030-05-01T07:30:00.000Z',
+        title: 'Buy milk', description: 'two litres 🥛', priority: 'high', dueAt: '2030-05-01T07:30:00.000Z',
         tags: ['Home', 'errands'], completed: false, completedAt: null, version: 1,
       })
 
