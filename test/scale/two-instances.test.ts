@@ -1,0 +1,59 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { openPostgres, type Database } from '../../src/db/client.js'
+import { buildTestApp, expectProblem, testDatabases, type TestApp } from '../helpers.js'
+
+/**
+ * Two taskbase processes on one database must behave as one service: every piece of shared state
+ * (refresh-token families, idempotency keys) lives in PostgreSQL, not in a process. On the
+ * postgres target the second app has its own pool, as a second process would.
+ */
+describe.each(testDatabases)('two app instances on one $name database', (target) => {
+  let a: TestApp
+  let b: TestApp
+  let second: Database | undefined
+  beforeAll(async () => {
+    a = await buildTestApp(target)
+    second = a.databaseUrl ? await openPostgres({ url: a.databaseUrl, poolSize: 5 }) : undefined
+    b = await buildTestApp(target, { database: second ?? a.database })
+  })
+  afterAll(async () => {
+    await b.app.close()
+    await second?.close()
+    await a.close()
+  })
+
+  it('detects the reuse of a refresh token rotated on the other instance, and revokes the family on both', async () => {
+    const account = await a.signUp()
+    const rotated = await a.inject({ method: 'POST', url: '/api/v1/auth/refresh', payload: { refreshToken: account.refreshToken } })
+    expect(rotated.statusCode).toBe(200)
+    const reused = await b.inject({ method: 'POST', url: '/api/v1/auth/refresh', payload: { refreshToken: account.refreshToken } })
+    expect(expectProblem(reused, 401).type).toBe('https://taskbase.dev/problems/refresh-token-reused')
+    const newest = await a.inject({ method: 'POST', url: '/api/v1/auth/refresh', payload: { refreshToken: rotated.json().refreshToken } })
+    expectProblem(newest, 401)
+  })
+
+  it('replays an idempotent create made on the other instance, and races to one task', async () => {
+    const account = await a.signUp()
+    const headers = { ...account.headers, 'idempotency-key': 'across-instances' }
+    const first = await a.inject({ method: 'POST', url: '/api/v1/tasks', headers, payload: { title: 'once' } })
+    const retry = await b.inject({ method: 'POST', url: '/api/v1/tasks', headers, payload: { title: 'once' } })
+    expect(retry.statusCode).toBe(201)
+    expect(retry.json().id).toBe(first.json().id)
+    expect(retry.headers['idempotent-replayed']).toBe('true')
+
+    const raceHeaders = { ...account.headers, 'idempotency-key': 'race-across-instances' }
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) =>
+      (i % 2 === 0 ? a : b).inject({ method: 'POST', url: '/api/v1/tasks', headers: raceHeaders, payload: { title: 'raced' } })))
+    expect(results.map((r) => r.statusCode)).toEqual(Array(8).fill(201))
+    expect(new Set(results.map((r) => r.json().id)).size).toBe(1)
+    const list = await b.inject({ url: '/api/v1/tasks?limit=100', headers: account.headers })
+    expect(list.json().items.filter((t: { title: string }) => t.title === 'raced')).toHaveLength(1)
+  })
+
+  it('serves a task written through one instance to the other at once', async () => {
+    const account = await a.signUp()
+    const task = await a.createTask(account, { title: 'shared' })
+    const read = await b.inject({ url: `/api/v1/tasks/${task.id}`, headers: account.headers })
+    expect(read.json()).toEqual(task)
+  })
+})
