@@ -5,6 +5,7 @@
  *   npm run bench                                  # embedded database (PGlite) in a fresh temp dir
  *   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench
  *   BENCH_DURATION=5 BENCH_CONNECTIONS=50 npm run bench
+ *   BENCH_COUNT_API_LIMIT=1 ...     # count API requests per user as in production (limits are off otherwise)
  *
  * With BENCH_DATABASE_URL the server runs on a throwaway database `taskbase_bench_<random>` created
  * on that server and dropped at the end. Everything listens on and connects to the loopback only.
@@ -217,6 +218,12 @@ async function main (): Promise<void> {
       databaseLabel = `PostgreSQL (throwaway database ${new URL(database.url).pathname.slice(1)})`
     }
 
+    if (process.env.BENCH_COUNT_API_LIMIT === '1') {
+      // Count every API request against a limit too high to reach: measures what the per-user
+      // counter costs, without 429s.
+      serverEnv.RATE_LIMIT_API_PER_MINUTE = '1000000'
+      databaseLabel += ', API rate-limit counting on'
+    }
     const server = await startServer(serverEnv, logPath)
     cleanups.push(() => stopServer(server))
     try {

@@ -22,7 +22,7 @@ import { requireUser, type Authenticate } from './http/auth-guard.js'
 import { refuseUnstorableText } from './http/input-guard.js'
 import { registerMetrics } from './http/metrics.js'
 import { clientErrorHandler, frameworkErrors, Problem, ProblemType, registerProblemHandlers } from './http/problem.js'
-import { limitRequests, rateLimitQueries } from './http/rate-limit.js'
+import { batchedCounter, limitRequests, rateLimitQueries } from './http/rate-limit.js'
 import { taskQueries } from './tasks/queries.js'
 import { taskRoutes } from './tasks/routes.js'
 import { userQueries } from './users/queries.js'
@@ -163,10 +163,13 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
   // Counters in PostgreSQL: every process on the database enforces the same limits.
   const limits = rateLimitQueries(db)
   const { rateLimits } = config
-  /** One budget per user across /api/v1 and the classic /api. */
+  /** One budget per user across /api/v1 and the classic /api, counted mostly in memory. */
+  const apiCounter = rateLimits.apiPerMinute > 0 ? batchedCounter(limits, rateLimits.apiPerMinute, 60) : undefined
+  if (apiCounter) app.addHook('onClose', async () => { await apiCounter.close() })
   const limitApi = (scope: FastifyInstance) => limitRequests(scope, limits, metrics.rateLimited, {
     name: 'api', limit: rateLimits.apiPerMinute, windowSeconds: 60, key: (request) => `api:user:${request.userId}`,
     detail: 'Too many requests for this account; slow down and retry after the Retry-After seconds',
+    counter: apiCounter,
   })
 
   await app.register(async (api) => {

@@ -182,6 +182,19 @@ describe.each(testDatabases)('rate limits on $name', (target) => {
       expect((await t.inject({ url: '/api/v1/tasks', headers: alice.headers })).statusCode).toBe(200)
     })
 
+    it('counts far from the limit in memory and adds the hits to the shared counter within a flush', async () => {
+      const t = await build({ RATE_LIMIT_API_PER_MINUTE: '100' })
+      const alice = await t.signUp()
+      const stored = async () => (await first.database.db.select().from(rateLimits)
+        .where(like(rateLimits.key, `api:user:${alice.id}`)))[0]?.count ?? 0
+      for (let i = 0; i < 30; i++) expect((await t.inject({ url: '/api/v1/tasks', headers: alice.headers })).statusCode).toBe(200)
+      expect(await stored()).toBeLessThan(30) // not one write per request
+      await new Promise((resolve) => setTimeout(resolve, 400))
+      expect(await stored()).toBe(30)
+      const next = await t.inject({ url: '/api/v1/tasks', headers: alice.headers })
+      expect(next.headers['ratelimit-remaining']).toBe('69')
+    })
+
     it('documents the 429 on limited routes', async () => {
       const t = await build({ RATE_LIMIT_API_PER_MINUTE: '5', RATE_LIMIT_AUTH_PER_MINUTE: '5' })
       const doc = (await t.inject({ url: '/openapi.json' })).json()
