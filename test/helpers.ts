@@ -21,29 +21,34 @@ const pglite: TestDatabase = {
   },
 }
 
+/** Creates a database on the server of `adminUrl`; `drop` removes it, closing its connections. */
+export async function throwawayDatabase (adminUrl: string, prefix = 'taskbase_test'): Promise<{ name: string, url: string, drop: () => Promise<void> }> {
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`
+  const admin = async (statement: string) => {
+    const client = new pg.Client({ connectionString: adminUrl })
+    await client.connect()
+    try { await client.query(statement) } finally { await client.end() }
+  }
+  await admin(`create database ${name}`)
+  const url = new URL(adminUrl)
+  url.pathname = `/${name}`
+  return { name, url: url.toString(), drop: () => admin(`drop database if exists ${name} with (force)`) }
+}
+
 /** A throwaway database on the server of TEST_DATABASE_URL, dropped after the file's tests. */
 function postgres (adminUrl: string): TestDatabase {
   return {
     name: 'postgres',
     async open () {
-      const name = `taskbase_test_${randomBytes(6).toString('hex')}`
-      const admin = new pg.Client({ connectionString: adminUrl })
-      await admin.connect()
-      await admin.query(`create database ${name}`)
-      await admin.end()
-      const url = new URL(adminUrl)
-      url.pathname = `/${name}`
-      const database = await openPostgres({ url: url.toString(), poolSize: 10 })
+      const created = await throwawayDatabase(adminUrl)
+      const database = await openPostgres({ url: created.url, poolSize: 10 })
       await database.migrate()
       return {
         database,
-        url: url.toString(),
+        url: created.url,
         drop: async () => {
           await database.close()
-          const admin = new pg.Client({ connectionString: adminUrl })
-          await admin.connect()
-          await admin.query(`drop database if exists ${name} with (force)`)
-          await admin.end()
+          await created.drop()
         },
       }
     },

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import pg from 'pg'
+import { throwawayDatabase as baseThrowawayDatabase } from '../helpers.js'
 
 /**
  * What the fault tests share: the real server process, a private PostgreSQL cluster, PgBouncer,
@@ -361,26 +362,8 @@ export async function createCluster (): Promise<Cluster> {
 
 export const SHARED_URL = process.env.TEST_DATABASE_URL
 
-/** Creates a database on the server of `adminUrl`; `drop` removes it, closing its connections. */
-export async function throwawayDatabase (adminUrl: string): Promise<{ name: string, url: string, drop: () => Promise<void> }> {
-  const name = `taskbase_fault_${randomBytes(6).toString('hex')}`
-  const admin = new pg.Client({ connectionString: adminUrl })
-  await admin.connect()
-  await admin.query(`create database ${name}`)
-  await admin.end()
-  const url = new URL(adminUrl)
-  url.pathname = `/${name}`
-  return {
-    name,
-    url: url.toString(),
-    async drop () {
-      const client = new pg.Client({ connectionString: adminUrl })
-      await client.connect()
-      await client.query(`drop database if exists ${name} with (force)`)
-      await client.end()
-    },
-  }
-}
+/** A throwaway database named taskbase_fault_*, as the HTTP tests make theirs. */
+export const throwawayDatabase = (adminUrl: string) => baseThrowawayDatabase(adminUrl, 'taskbase_fault')
 
 // ---------------------------------------------------------------------------------------------
 // PgBouncer
