@@ -79,10 +79,25 @@ function fieldMessage (e: NonNullable<FastifyLikeError['validation']>[number]): 
   return e.message ?? 'is invalid'
 }
 
+interface ErrorLike { name?: string, code?: unknown, message?: unknown, severity?: unknown, query?: unknown, cause?: unknown }
+
+/**
+ * The error and its causes, outermost first: drizzle wraps the driver's error, which holds the
+ * SQLSTATE. At most five deep, so a cause chain that loops cannot hang the error handler.
+ */
+function causeChain (error: unknown): ErrorLike[] {
+  const chain: ErrorLike[] = []
+  for (let e = error; e !== null && e !== undefined && chain.length < 5; e = (e as ErrorLike).cause) {
+    chain.push(typeof e === 'object' ? e as ErrorLike : { message: String(e) })
+    if (typeof e !== 'object') break
+  }
+  return chain
+}
+
 /** SQLSTATEs and socket errors that mean "the database is not there right now", not "bad query". */
 export function isDatabaseUnavailable (error: unknown): boolean {
-  for (let e = error; e instanceof Error || (typeof e === 'object' && e !== null); e = (e as { cause?: unknown }).cause) {
-    const code = (e as { code?: unknown }).code
+  for (const e of causeChain(error)) {
+    const code = e.code
     if (typeof code === 'string') {
       if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03') return true
       // Class 53 (too many connections, out of memory or disk), a statement cancelled by
@@ -91,9 +106,8 @@ export function isDatabaseUnavailable (error: unknown): boolean {
       if (code.startsWith('53') || code === '57014' || code === '55P03') return true
       if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) return true
     }
-    const message = (e as { message?: unknown }).message
+    const message = e.message
     if (typeof message === 'string' && /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end|PGlite is closed/i.test(message)) return true
-    if ((e as { cause?: unknown }).cause === e) break
   }
   return false
 }
@@ -105,8 +119,7 @@ function uniqueErrors (errors: FieldError[]): FieldError[] {
 
 /** The SQLSTATE of a database error, wherever it sits in the cause chain. */
 function databaseCode (error: unknown): string | undefined {
-  for (let e = error, depth = 0; e !== null && typeof e === 'object' && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
-    const { code, severity } = e as { code?: unknown, severity?: unknown }
+  for (const { code, severity } of causeChain(error)) {
     if (typeof code === 'string' && typeof severity === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code
   }
   return undefined
@@ -155,13 +168,11 @@ function clientMessage (e: FastifyLikeError): string {
  * query parameters (drizzle puts them in its message, and they hold password and token hashes).
  */
 export function describeError (error: unknown): Record<string, unknown> {
-  const chain: Array<{ name?: string, code?: unknown, message?: string }> = []
-  for (let e: unknown = error; e && chain.length < 5; e = (e as { cause?: unknown }).cause) {
-    const err = e as { name?: string, code?: unknown, message?: unknown, query?: unknown }
-    const message = typeof err.query === 'string' ? `Failed query: ${err.query}` : String(err.message ?? e)
-    chain.push({ name: err.name, code: err.code, message })
-    if ((e as { cause?: unknown }).cause === e) break
-  }
+  const chain = causeChain(error).map(({ name, code, message, query }) => ({
+    name,
+    code,
+    message: typeof query === 'string' ? `Failed query: ${query}` : String(message),
+  }))
   const stack = error instanceof Error && !('query' in error) ? error.stack : undefined
   return { errors: chain, stack }
 }
