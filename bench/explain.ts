@@ -6,17 +6,15 @@
  *
  * Creates a throwaway database `taskbase_explain_<random>` on that server, applies the committed
  * migrations, inserts 100,000 tasks for one user and 10,000 for each of five others with SQL,
- * ANALYZEs, then explains the SQL that `taskQueries(db).list(...)` really sends: drizzle's logger
- * captures its text and parameters, and the same statement runs again under EXPLAIN. Exits with 1
+ * ANALYZEs, then explains the SQL that `taskQueries(db).list(...)` really sends: a recording
+ * database captures its text and parameters, and the same statement runs again under EXPLAIN. Exits with 1
  * when a list query reads the tasks table without an index.
  */
 import { randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
-import { drizzle } from 'drizzle-orm/node-postgres'
 import pg from 'pg'
-import { openPostgres, type Db } from '../src/db/client.js'
-import * as schema from '../src/db/schema.js'
+import { openPostgres, type Database } from '../src/db/client.js'
 import { encodeCursor, sortValue } from '../src/tasks/cursor.js'
 import { taskQueries } from '../src/tasks/queries.js'
 import type { ListTasksQuery, Sort } from '../src/tasks/schemas.js'
@@ -238,8 +236,8 @@ async function main (): Promise<void> {
   const pool = new pg.Pool({ connectionString: url.toString(), max: 2 })
   pool.on('error', () => { /* an idle connection dropped with the database at the end */ })
   try {
-    const database = await openPostgres({ url: url.toString(), poolSize: 1 })
-    try { await database.migrate() } finally { await database.close() }
+    const database = await openPostgres({ url: url.toString(), poolSize: 2 })
+    await database.migrate()
 
     const started = performance.now()
     const { rows: users } = await pool.query<{ id: string }>(
@@ -253,10 +251,16 @@ async function main (): Promise<void> {
     const seconds = (performance.now() - started) / 1000
     console.log(`inserted ${(MAIN_TASKS + OTHER_USERS * OTHER_TASKS).toLocaleString('en-US')} tasks and analyzed in ${seconds.toFixed(1)} s`)
 
-    // The code path the API runs, on a drizzle instance whose logger records each statement sent.
+    // The code path the API runs, on a database that records each statement sent.
     const sent: Array<{ sql: string, params: unknown[] }> = []
-    const db = drizzle({ client: pool, schema, logger: { logQuery: (sql, params) => { sent.push({ sql, params }) } } }) as unknown as Db
-    const tasks = taskQueries(db)
+    const recording: Database = {
+      ...database,
+      query: (statement, values = []) => {
+        sent.push({ sql: statement.text, params: [...values] })
+        return database.query(statement, values)
+      },
+    }
+    const tasks = taskQueries(recording)
 
     const cursorAt = async (sort: Sort, orderBy: string): Promise<string> => {
       const { rows } = await pool.query<{ id: string }>(
@@ -300,6 +304,7 @@ async function main (): Promise<void> {
       console.error(`${bad.length} list quer${bad.length === 1 ? 'y reads' : 'ies read'} tasks with a Seq Scan: ${bad.map((r) => r.case.title).join('; ')}`)
       process.exitCode = 1
     }
+    await database.close()
   } finally {
     await pool.end()
     await drop()

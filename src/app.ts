@@ -1,28 +1,33 @@
 import { randomUUID } from 'node:crypto'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv } from 'ajv'
 import addFormatsModule from 'ajv-formats'
+import { authenticator } from './auth/authenticate.js'
 import { externalVerifier } from './auth/external.js'
 import { loginLimit } from './auth/login-limit.js'
 import { authRoutes } from './auth/routes.js'
-import { classicRoutes } from './classic/routes.js'
-import { eventHub } from './events/hub.js'
-import { eventRoutes, ticketRoutes } from './events/routes.js'
-import { syncCursors } from './sync/cursor.js'
-import { syncQueries } from './sync/queries.js'
-import { syncRoutes } from './sync/routes.js'
 import { sessionQueries } from './auth/sessions.js'
-import { verifyAccessToken, type TokenKeys } from './auth/tokens.js'
+import type { TokenKeys } from './auth/tokens.js'
+import { userCache } from './auth/user-cache.js'
+import { classicRoutes } from './classic/routes.js'
 import type { Config } from './config.js'
 import type { Database } from './db/client.js'
-import { requireUser, type Authenticate } from './http/auth-guard.js'
+import { storableTime } from './db/timestamps.js'
+import { noticeFeed } from './events/feed.js'
+import { eventHub } from './events/hub.js'
+import { eventRoutes, ticketRoutes } from './events/routes.js'
+import { requireUser } from './http/auth-guard.js'
 import { refuseUnstorableText } from './http/input-guard.js'
+import { runEvery } from './http/jobs.js'
 import { registerMetrics } from './http/metrics.js'
 import { clientErrorHandler, frameworkErrors, Problem, ProblemType, registerProblemHandlers } from './http/problem.js'
 import { batchedCounter, limitRequests, rateLimitQueries } from './http/rate-limit.js'
+import { syncCursors } from './sync/cursor.js'
+import { syncQueries } from './sync/queries.js'
+import { syncRoutes } from './sync/routes.js'
 import { taskQueries } from './tasks/queries.js'
 import { taskRoutes } from './tasks/routes.js'
 import { userQueries } from './users/queries.js'
@@ -47,10 +52,30 @@ const addFormats = addFormatsModule as unknown as typeof addFormatsModule.defaul
 function validatorCompiler () {
   const strict = new Ajv({ allErrors: true, coerceTypes: false, useDefaults: true, removeAdditional: false, strict: false })
   const lenient = new Ajv({ allErrors: true, coerceTypes: 'array', useDefaults: true, removeAdditional: false, strict: false })
-  addFormats(strict)
-  addFormats(lenient)
+  for (const ajv of [strict, lenient]) {
+    addFormats(ajv)
+    // Ours, not ajv-formats': a time we can store exactly (years 0001-9999, no leap second).
+    ajv.addFormat('date-time', { type: 'string', validate: (text: string) => storableTime(text).ok })
+  }
   return ({ schema, httpPart }: { schema: object, httpPart?: string }) =>
     (httpPart === 'body' ? strict : lenient).compile(schema)
+}
+
+/**
+ * One access-log line per request, when it completes (method, path, status, time), where Fastify
+ * writes two: the pair cost measurable CPU per request under load (issue 10).
+ */
+class AccessLog extends LogController {
+  /** At debug level only: tests and operators chasing a hang can still see a request arrive. */
+  override incomingRequest (request: FastifyRequest): void {
+    request.log.debug({ req: request }, 'incoming request')
+  }
+
+  override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    const line = { req: request, res: reply, responseTime: reply.elapsedTime }
+    if (error) reply.log.error({ ...line, err: error }, 'request errored')
+    else reply.log.info(line, 'request completed')
+  }
 }
 
 /** A client's X-Request-Id is kept when it is short and plain, so logs join across services. */
@@ -77,6 +102,7 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
       const given = req.headers['x-request-id']
       return typeof given === 'string' && SANE_REQUEST_ID.test(given) ? given : randomUUID()
     },
+    logController: new AccessLog(),
     // Proto-poisoning keys in JSON are refused (400), not stripped.
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
@@ -138,30 +164,34 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
   // Before the feature scopes, so that its hooks count every route.
   const metrics = registerMetrics(app, { database, token: config.metricsToken })
 
-  const { db } = database
-  const users = userQueries(db)
-  const sessions = sessionQueries(db, keys)
-  const tasks = taskQueries(db)
-  const sync = syncQueries(db)
+  const users = userQueries(database)
+  const sessions = sessionQueries(database, keys)
+  const tasks = taskQueries(database)
+  const sync = syncQueries(database)
+  const limits = rateLimitQueries(database)
   const cursors = syncCursors(keys.secret, config.syncRetentionDays * 86_400_000)
-  const hub = eventHub(database, app.log)
-  // Open streams would keep the server from closing: end them first.
-  app.addHook('preClose', async () => { await hub.close() })
 
-  const external = externalVerifier(config.externalAuth)
-  /** Our own tokens first (cheap to refuse when foreign), then the external provider's, if any. */
-  const authenticate: Authenticate = async (token) => {
-    const userId = await verifyAccessToken(keys, token)
-    // A token outliving its user (account deleted) is refused like any invalid token.
-    if (userId !== null) return await users.exists(userId) ? { userId } : null
-    const identity = external ? await external(token) : null
-    if (identity === null) return null
-    const user = await users.provisionExternal(identity)
-    return { userId: user.id, authSubject: identity.subject }
-  }
+  // The process's one LISTEN: other processes' changes, deletions and revocations reach it.
+  const feed = noticeFeed(database, app.log)
+  const cache = userCache(feed)
+  const hub = eventHub({ database, feed, log: sync, logger: app.log, maxStreamsPerUser: config.eventStreamsPerUser })
+  app.addHook('onReady', async () => { await feed.start() })
+  // Open streams would keep the server from closing: end them first.
+  app.addHook('preClose', async () => { hub.close() })
+  app.addHook('onClose', async () => { await feed.close() })
+
+  const authenticate = authenticator({ keys, users, cache, external: externalVerifier(config.externalAuth) })
+  const redeemTicket = (ticket: string) => sync.useTicket(ticket)
+
+  // Kept small by the hour, never in a request.
+  runEvery(app, 60 * 60_000, {
+    'idempotency keys': () => tasks.pruneIdempotencyKeys(),
+    'rate-limit counters': () => limits.prune(),
+    'the change log': () => sync.prune(config.syncRetentionDays),
+    'event tickets': () => sync.pruneTickets(),
+  })
 
   // Counters in PostgreSQL: every process on the database enforces the same limits.
-  const limits = rateLimitQueries(db)
   const { rateLimits } = config
   /** One budget per user across /api/v1 and the classic /api, counted mostly in memory. */
   const apiCounter = rateLimits.apiPerMinute > 0 ? batchedCounter(limits, rateLimits.apiPerMinute, 60) : undefined
@@ -181,14 +211,14 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
       const login = loginLimit(limits, { failures: rateLimits.loginFailures, windowSeconds: rateLimits.loginWindowSeconds }, metrics.rateLimited)
       await auth.register(authRoutes, { users, sessions, loginLimit: login })
     })
-    await api.register(eventRoutes, { authenticate, sync, cursors, hub, heartbeatMs: deps.eventHeartbeatMs })
     await api.register(async (signedIn) => {
-      requireUser(signedIn, authenticate)
+      requireUser(signedIn, authenticate, redeemTicket)
       limitApi(signedIn)
-      await signedIn.register(userRoutes, { users, sessions })
+      await signedIn.register(userRoutes, { users, sessions, forgetUser: cache.forget })
       await signedIn.register(taskRoutes, { tasks })
       await signedIn.register(syncRoutes, { sync, cursors })
       await signedIn.register(ticketRoutes, { sync })
+      await signedIn.register(eventRoutes, { sync, cursors, hub, heartbeatMs: deps.eventHeartbeatMs })
     })
   }, { prefix: '/api/v1' })
 

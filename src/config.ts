@@ -1,4 +1,5 @@
 import { isIP } from 'node:net'
+import { availableParallelism } from 'node:os'
 import { resolve } from 'node:path'
 import type { ExternalAuthConfig } from './auth/external.js'
 
@@ -37,6 +38,12 @@ export interface Config {
   readonly rateLimits: RateLimitConfig
   /** When set, /metrics requires `Authorization: Bearer <token>`; unset, it answers loopback only. */
   readonly metricsToken: string | undefined
+  /** Event streams one user may hold open at once, per process; the next is a 429. */
+  readonly eventStreamsPerUser: number
+  /** Server processes (node:cluster) on a server database; the embedded database is always one. */
+  readonly workers: number
+  /** Named prepared statements on a server database: `auto` uses them unless behind a transaction pooler. */
+  readonly databasePreparedStatements: boolean | 'auto'
 }
 
 /** Each limit counts in a fixed window kept in PostgreSQL; 0 switches it off. */
@@ -137,6 +144,25 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     problems.push('METRICS_TOKEN must be at least 16 bytes; generate one with: openssl rand -base64 24')
   }
 
+  const workersRaw = (env.WORKERS ?? '').trim()
+  let workers = 1
+  if (workersRaw === 'auto') workers = availableParallelism()
+  else if (workersRaw !== '') {
+    workers = Number(workersRaw)
+    if (!/^[0-9]+$/.test(workersRaw) || workers < 1 || workers > 256) {
+      problems.push(`WORKERS must be a whole number from 1 to 256, or auto (one per core), got "${workersRaw}"`)
+      workers = 1
+    }
+  }
+  if (workers > 1 && databaseUrl === undefined) {
+    problems.push('WORKERS above 1 needs DATABASE_URL: the embedded database belongs to one process (unset WORKERS, or use a PostgreSQL server)')
+  }
+
+  const preparedRaw = (env.DATABASE_PREPARED_STATEMENTS ?? 'auto').trim() || 'auto'
+  if (!['auto', 'true', 'false'].includes(preparedRaw)) {
+    problems.push(`DATABASE_PREPARED_STATEMENTS must be auto, true or false, got "${preparedRaw}"`)
+  }
+
   const config: Config = {
     port: integer('PORT', 3000, 0, 65_535),
     host: env.HOST || '127.0.0.1',
@@ -168,6 +194,9 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       apiPerMinute: integer('RATE_LIMIT_API_PER_MINUTE', 1200, 0, 1_000_000),
     }),
     metricsToken,
+    eventStreamsPerUser: integer('EVENT_STREAMS_PER_USER', 10, 1, 10_000),
+    workers,
+    databasePreparedStatements: preparedRaw === 'true' ? true : preparedRaw === 'false' ? false : 'auto',
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return Object.freeze(config)

@@ -1,15 +1,18 @@
+import cluster from 'node:cluster'
 import { randomBytes } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { FastifyInstance } from 'fastify'
+import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import type { TokenKeys } from './auth/tokens.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { openEmbedded, openPostgres, type Database } from './db/client.js'
 import { DataDirLockedError, lockDataDir } from './db/lock.js'
-import { rateLimitQueries } from './http/rate-limit.js'
-import { syncQueries } from './sync/queries.js'
-import { taskQueries } from './tasks/queries.js'
+
+/** How long SIGTERM waits for requests in flight before the remaining connections are cut. */
+const DRAIN_MS = 8_000
+/** After this, the process exits whatever is still running. */
+const SHUTDOWN_MS = 10_000
 
 /**
  * The embedded default needs no configuration, so it invents a signing secret on first start and
@@ -37,17 +40,15 @@ function tokenKeys (config: Config, secret: string): TokenKeys {
   }
 }
 
-async function main (): Promise<void> {
-  const config = loadConfig()
+/** Early warnings, before the app (and its logger) exists, go to stderr as JSON lines. */
+const earlyLog = {
+  warn: (details: object, message: string) => console.error(JSON.stringify({ level: 40, time: Date.now(), pid: process.pid, ...details, msg: message })),
+}
+
+/** One server process: open the database, migrate, build the app, listen; close gracefully. */
+async function serve (config: Config): Promise<void> {
   let releaseLock = () => {}
   let database: Database
-  let app: FastifyInstance | undefined
-  // The database opens before the app (and its logger) exists: early warnings go to stderr as JSON.
-  const log = {
-    warn: (details: object, message: string) => app
-      ? app.log.warn(details, message)
-      : console.error(JSON.stringify({ level: 40, time: Date.now(), ...details, msg: message })),
-  }
   let secret: string
   if (config.databaseUrl === undefined) {
     releaseLock = lockDataDir(config.dataDir)
@@ -58,7 +59,8 @@ async function main (): Promise<void> {
       url: config.databaseUrl,
       directUrl: config.databaseDirectUrl,
       poolSize: config.databasePoolSize,
-      log,
+      preparedStatements: config.databasePreparedStatements,
+      log: earlyLog,
       // No statement outlives the request timeout: Fastify's covers receiving a request, not a
       // handler waiting on a lock.
       statementTimeoutMs: config.requestTimeoutMs,
@@ -66,48 +68,84 @@ async function main (): Promise<void> {
     secret = config.jwtSecret!
   }
   await database.migrate()
-
-  app = await buildApp(config, { database, keys: tokenKeys(config, secret) })
-  const tasks = taskQueries(database.db)
-  const limits = rateLimitQueries(database.db)
-  const sync = syncQueries(database.db)
-  const pruning = setInterval(() => {
-    tasks.pruneIdempotencyKeys().catch((error: Error) => app.log.warn({ message: error.message }, 'pruning idempotency keys failed'))
-    limits.prune().catch((error: Error) => app.log.warn({ message: error.message }, 'pruning rate-limit counters failed'))
-    sync.prune(config.syncRetentionDays).catch((error: Error) => app.log.warn({ message: error.message }, 'pruning the change log failed'))
-    sync.pruneTickets().catch((error: Error) => app.log.warn({ message: error.message }, 'pruning event tickets failed'))
-  }, 60 * 60 * 1000).unref()
+  const app = await buildApp(config, { database, keys: tokenKeys(config, secret) })
 
   let closing = false
   // Answers sent while draining close their connection. A keep-alive connection that was busy when
   // the drain began (a slow upload) otherwise stays open after its answer and holds app.close()
-  // until the client leaves: measured, the 10 s limit below then hit, with PGlite left unclosed.
+  // until the client leaves: measured, the deadline then hit, with PGlite left unclosed.
   app.addHook('onSend', async (_request, reply) => { if (closing) reply.header('connection', 'close') })
-  const shutdown = async (signal: string) => {
-    if (closing) return
+  closeWithGrace({
+    delay: SHUTDOWN_MS,
+    logger: { error: (message: unknown) => app.log.error(message instanceof Error ? { message: message.message } : { message }, 'shutdown') },
+  }, async ({ signal, err }) => {
     closing = true
-    app.log.info({ signal }, 'shutting down: draining in-flight requests')
-    clearInterval(pruning)
-    // A drain still running at 8 s (a client that never finishes its request, an open stream) is
-    // cut, so that the database still closes cleanly; a hang after that still ends the process.
+    if (err) app.log.error({ message: err.message, stack: err.stack }, 'uncaught error; shutting down')
+    else app.log.info({ signal }, 'shutting down: draining in-flight requests')
+    // A drain still running (a client that never finishes its request) is cut, so that the
+    // database still closes cleanly before the deadline.
     setTimeout(() => {
-      app.log.warn('draining took over 8 s; closing the remaining connections')
+      app.log.warn(`draining took over ${DRAIN_MS / 1000} s; closing the remaining connections`)
       app.server.closeAllConnections()
-    }, 8_000).unref()
-    setTimeout(() => { app.log.error('shutdown took over 10 s; exiting'); process.exit(1) }, 10_000).unref()
+    }, DRAIN_MS).unref()
     try {
       await app.close() // stops accepting, waits for in-flight requests
       await database.close() // PGlite: a clean close means the next start needs no recovery
     } finally {
       releaseLock()
     }
-    process.exit(0)
-  }
-  process.on('SIGTERM', () => void shutdown('SIGTERM'))
-  process.on('SIGINT', () => void shutdown('SIGINT'))
+  })
 
   await app.listen({ port: config.port, host: config.host })
   app.log.info({ database: database.kind, dataDir: database.kind === 'embedded' ? config.dataDir : undefined }, 'taskbase is ready')
+}
+
+/**
+ * WORKERS > 1: this process only forks the servers, which share the port (node:cluster hands out
+ * connections), and passes a stop signal on to them. A server that dies after it was serving is
+ * replaced, at most once a second; one that dies before it ever listened (a bad DATABASE_URL) stops
+ * them all, as a single process would have.
+ */
+function supervise (config: Config): void {
+  let stopping = false
+  let lastFork = 0
+  const listened = new Set<number>()
+  const fork = () => {
+    const wait = Math.max(0, lastFork + 1_000 - Date.now())
+    setTimeout(() => { lastFork = Date.now(); if (!stopping) cluster.fork() }, wait)
+  }
+  const stop = (signal: NodeJS.Signals, code = 0) => {
+    if (stopping) return
+    stopping = true
+    process.exitCode = code
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal)
+    setTimeout(() => process.exit(1), SHUTDOWN_MS + 1_000).unref()
+  }
+  cluster.on('listening', (worker) => listened.add(worker.id))
+  cluster.on('exit', (worker, code, signal) => {
+    if (!stopping && !listened.has(worker.id)) {
+      earlyLog.warn({ workerPid: worker.process.pid, code, signal }, 'a server process failed to start; stopping')
+      stop('SIGTERM', 1)
+    }
+    if (stopping) {
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit()
+      return
+    }
+    earlyLog.warn({ workerPid: worker.process.pid, code, signal }, 'a server process exited; starting another')
+    fork()
+  })
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+  for (let i = 0; i < config.workers; i++) cluster.fork()
+}
+
+function main (): Promise<void> {
+  const config = loadConfig()
+  if (config.workers > 1 && cluster.isPrimary) {
+    supervise(config)
+    return Promise.resolve()
+  }
+  return serve(config)
 }
 
 main().catch((error: unknown) => {

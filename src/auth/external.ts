@@ -48,7 +48,10 @@ function jwksKeys (url: string, cooldownMs: number): JWTVerifyGetKey {
   }
 }
 
-export type ExternalVerifier = (token: string) => Promise<ExternalIdentity | null>
+/** An external token's identity, and when the token expires (milliseconds since the epoch). */
+export type VerifiedIdentity = ExternalIdentity & { expiresAt: number }
+
+export type ExternalVerifier = (token: string) => Promise<VerifiedIdentity | null>
 
 /** Undefined when no external provider is configured. */
 export function externalVerifier (config: ExternalAuthConfig): ExternalVerifier | undefined {
@@ -60,6 +63,10 @@ export function externalVerifier (config: ExternalAuthConfig): ExternalVerifier 
     ...(config.audience && { audience: config.audience }),
     requiredClaims: ['sub', 'exp'],
   }
+  // Users are keyed by the verifier that vouched for them, never by what the token says of itself:
+  // a token signed with the shared secret cannot claim to be one of the JWK Set provider's users.
+  const jwksIssuer = config.issuer ?? config.jwksUrl!
+  const sharedSecretIssuer = `shared-secret:${config.issuer ?? ''}`
 
   return async (token) => {
     let alg: string | undefined
@@ -85,9 +92,9 @@ export function externalVerifier (config: ExternalAuthConfig): ExternalVerifier 
     const subject = payload.sub
     if (typeof subject !== 'string' || subject.length === 0 || subject.length > 255) return null
     return {
-      // Better Auth puts its base URL in iss; without one, the configured name stands in.
-      issuer: payload.iss ?? config.issuer ?? (alg === 'HS256' ? 'shared-secret' : config.jwksUrl!),
+      issuer: alg === 'HS256' ? sharedSecretIssuer : jwksIssuer,
       subject,
+      expiresAt: payload.exp! * 1000,
       email: typeof payload.email === 'string' && payload.email.length <= 254 ? payload.email : undefined,
       name: typeof payload.name === 'string' && payload.name.length <= 100 ? payload.name : undefined,
     }

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@fastify/type-provider-typebox'
-import type { Task } from '../db/schema.js'
 import { Nullable, StringEnum, Uuid } from '../http/schemas.js'
+import type { Task } from '../tasks/schemas.js'
 
 // The contract of the todo front ends taskbase stands in for: snake_case, shorter limits, 422s.
 const Title = Type.String({ minLength: 1, maxLength: 200, pattern: '\\S' })
@@ -46,6 +46,6 @@ export const toClassicTaskJson = (task: Task, userId: string): ClassicTaskJson =
   title: task.title,
   description: task.description,
   completed: task.completed,
-  created_at: task.createdAt.toISOString(),
-  updated_at: task.updatedAt.toISOString(),
+  created_at: task.createdAt,
+  updated_at: task.updatedAt,
 })

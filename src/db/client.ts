@@ -1,31 +1,34 @@
-import { mkdir } from 'node:fs/promises'
-import { PGlite } from '@electric-sql/pglite'
-import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm'
-import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
-import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
-import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
-import { fileURLToPath } from 'node:url'
 import pg from 'pg'
-import * as schema from './schema.js'
+import type { Sql, Statement } from './sql.js'
+import { migrationsFolder, typeParsers } from './shared.js'
 
-/** PGlite, node-postgres and a transaction on either all fit this type. */
-export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
+export { openEmbedded } from './embedded.js'
 
-export interface Database {
+/** What a LISTEN subscriber hears. */
+export interface ListenHandlers {
+  /** The payload of a NOTIFY on the channel, from any process. */
+  message (payload: string): void
+  /** The listening connection is gone: notifications sent from now on are lost until `restored`. */
+  lost (): void
+  /** Listening again after a loss: what was sent meanwhile is gone, so catch up from the data. */
+  restored (): void
+}
+
+export interface Database extends Sql {
   readonly kind: 'embedded' | 'postgres'
-  readonly db: Db
+  /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
+  transaction<T> (work: (tx: Sql) => Promise<T>): Promise<T>
   /** Resolves when the database answers a trivial query; rejects otherwise. */
   ping (): Promise<void>
   /** Applies the committed migrations that have not run yet; running it again changes nothing. */
   migrate (): Promise<void>
   /**
-   * Calls `onMessage` with the payload of every NOTIFY on `channel`, from any process. After a
-   * lost listening connection is replaced, `onReconnect` runs: notifications sent meanwhile are
-   * gone, so listeners catch up from the data. Resolves once listening; returns the way to stop.
+   * Subscribes to NOTIFY on `channel`. Resolves once listening; returns the way to stop. The
+   * embedded database is one process with no connection to lose: `lost` never fires there.
    */
-  listen (channel: string, onMessage: (payload: string) => void, onReconnect: () => void): Promise<() => Promise<void>>
+  listen (channel: string, handlers: ListenHandlers): Promise<() => Promise<void>>
   close (): Promise<void>
   /** The connection pool's state, for metrics; absent on the embedded database, which has none. */
   poolStats? (): PoolStats
@@ -41,33 +44,8 @@ export interface PoolStats {
   waiting: number
 }
 
-// Resolves to <root>/src/db/migrations from both src/db (tsx) and dist/db (built).
-const migrationsFolder = fileURLToPath(new URL('../../src/db/migrations', import.meta.url))
-
 /** Any constant will do, as long as nothing else on the database uses it. */
 const MIGRATION_LOCK_KEY = 0x7a5b_da5e
-
-/**
- * Extensions of the embedded database. PGlite must be given them on every open, not only the
- * first: without pg_trgm loaded, writes to the indexed tasks table fail.
- */
-export const pgliteExtensions = { pg_trgm }
-
-/** Opens PGlite on `dataDir` (created if missing), or in memory when `dataDir` is undefined. */
-export async function openEmbedded (dataDir: string | undefined): Promise<Database> {
-  if (dataDir !== undefined) await mkdir(dataDir, { recursive: true })
-  const client = await PGlite.create(dataDir, { extensions: pgliteExtensions })
-  const db = drizzlePglite({ client, schema }) as unknown as Db
-  return {
-    kind: 'embedded',
-    db,
-    async ping () { await client.query('select 1') },
-    async migrate () { await migratePglite(drizzlePglite({ client }), { migrationsFolder }) },
-    // In-process: PGlite delivers its own NOTIFYs to its listeners, and there is no connection to lose.
-    async listen (channel, onMessage) { return client.listen(channel, onMessage) },
-    async close () { if (!client.closed) await client.close() },
-  }
-}
 
 /** Where the database layer reports what an operator should know; pino's logger fits. */
 export interface WarnLog {
@@ -85,6 +63,12 @@ export interface PostgresOptions {
    * stuck behind a lock then ends instead of holding its connection forever. Undefined: no limit.
    */
   readonly statementTimeoutMs?: number
+  /**
+   * Named prepared statements: parsed and planned once per connection, then only bound. `auto`
+   * (the default) uses them unless `url` looks like a transaction pooler, which cannot keep a
+   * statement prepared on one server connection for the next transaction.
+   */
+  readonly preparedStatements?: boolean | 'auto'
 }
 
 /**
@@ -103,15 +87,23 @@ async function acceptsStartupParameters (url: string): Promise<boolean> {
   }
 }
 
-export async function openPostgres ({ url, directUrl, poolSize, log, statementTimeoutMs }: PostgresOptions): Promise<Database> {
-  // The switch for transaction poolers: they take no startup parameters, so behind one the
-  // statement timeout is the pooler's own (PgBouncer's query_timeout). Queries use no named
-  // prepared statements (drizzle sends unnamed ones), which such a pooler could not keep either.
-  const pooled = statementTimeoutMs !== undefined && !await acceptsStartupParameters(url)
-  if (pooled) log?.warn({}, 'DATABASE_URL refuses startup parameters (a transaction pooler?): no statement timeout is set; set the pooler\'s query_timeout')
+/** node-postgres's type hook, per pool: a global `pg.types.setTypeParser` would change every client in the process. */
+const pgTypes = {
+  getTypeParser: (oid: number, format?: string) =>
+    (format === undefined || format === 'text') && typeParsers[oid] ? typeParsers[oid] : pg.types.getTypeParser(oid, format as 'text'),
+} as unknown as pg.CustomTypesConfig
+
+export async function openPostgres (options: PostgresOptions): Promise<Database> {
+  const { url, directUrl, poolSize, log, statementTimeoutMs, preparedStatements = 'auto' } = options
+  // Transaction poolers take no startup parameters: behind one, the statement timeout is the
+  // pooler's own (PgBouncer's query_timeout), and statements go unnamed.
+  const pooled = (statementTimeoutMs !== undefined || preparedStatements === 'auto') && !await acceptsStartupParameters(url)
+  if (pooled) log?.warn({}, 'DATABASE_URL refuses startup parameters (a transaction pooler?): no statement timeout is set and statements are not prepared; set the pooler\'s query_timeout')
+  const prepared = preparedStatements === 'auto' ? !pooled : preparedStatements
   const pool = new pg.Pool({
     connectionString: url,
     max: poolSize,
+    types: pgTypes,
     // A request waiting this long for a connection gets a 503 rather than hanging.
     connectionTimeoutMillis: 5_000,
     idleTimeoutMillis: 30_000,
@@ -122,10 +114,29 @@ export async function openPostgres ({ url, directUrl, poolSize, log, statementTi
   pool.on('error', (error) => {
     log?.warn({ code: (error as { code?: string }).code, message: error.message }, 'idle database connection lost')
   })
-  const db = drizzlePg({ client: pool, schema }) as unknown as Db
+  const run = async <R>(client: pg.Pool | pg.PoolClient, s: Statement, values?: readonly unknown[]): Promise<R[]> => {
+    const result = await client.query({ ...(prepared && { name: s.name }), text: s.text, values: values as unknown[] })
+    return result.rows as R[]
+  }
   return {
     kind: 'postgres',
-    db,
+    query: (s, values) => run(pool, s, values),
+    async transaction (work) {
+      const client = await pool.connect()
+      let broken: Error | undefined
+      try {
+        await client.query('begin')
+        const result = await work({ query: (s, values) => run(client, s, values) })
+        await client.query('commit')
+        return result
+      } catch (error) {
+        // A connection that cannot even roll back is broken: release it to be destroyed.
+        broken = await client.query('rollback').then(() => undefined, (e: Error) => e)
+        throw error
+      } finally {
+        client.release(broken)
+      }
+    },
     async ping () { await pool.query('select 1') },
     async migrate () {
       // Several processes may start at once on one database: the advisory lock lets one migrate
@@ -145,8 +156,8 @@ export async function openPostgres ({ url, directUrl, poolSize, log, statementTi
         await client.end()
       }
     },
-    listen (channel, onMessage, onReconnect) {
-      return listenPostgres({ url: directUrl ?? url, channel, onMessage, onReconnect, log })
+    listen (channel, handlers) {
+      return listenPostgres({ url: directUrl ?? url, channel, handlers, log })
     },
     async close () { if (!pool.ended) await pool.end() },
     poolStats: () => ({
@@ -164,8 +175,7 @@ export const LISTEN_APPLICATION_NAME = 'taskbase-listen'
 interface ListenOptions {
   url: string
   channel: string
-  onMessage: (payload: string) => void
-  onReconnect: () => void
+  handlers: ListenHandlers
   log?: WarnLog
 }
 
@@ -173,33 +183,40 @@ interface ListenOptions {
  * One dedicated connection that LISTENs, replaced whenever it is lost (server restart,
  * pg_terminate_backend, network), retrying with a backoff of up to 2 s.
  */
-async function listenPostgres ({ url, channel, onMessage, onReconnect, log }: ListenOptions): Promise<() => Promise<void>> {
+async function listenPostgres ({ url, channel, handlers, log }: ListenOptions): Promise<() => Promise<void>> {
   let client: pg.Client | undefined
   let stopped = false
   let retryDelay = 100
   let timer: NodeJS.Timeout | undefined
 
   const connect = async (): Promise<void> => {
-    const next = new pg.Client({ connectionString: url, application_name: LISTEN_APPLICATION_NAME })
-    next.on('notification', (message) => { if (message.channel === channel) onMessage(message.payload ?? '') })
+    // TCP keep-alive: a peer that vanishes without a reset (a partition) is noticed, not waited on for ever.
+    const next = new pg.Client({ connectionString: url, application_name: LISTEN_APPLICATION_NAME, keepAlive: true })
+    next.on('notification', (message) => { if (message.channel === channel) handlers.message(message.payload ?? '') })
     const lost = (error?: Error) => {
       if (client !== next || stopped) return
       client = undefined
       log?.warn({ message: error?.message }, 'LISTEN connection lost; reconnecting')
+      handlers.lost()
       next.end().catch(() => {})
       schedule()
     }
     next.on('error', lost)
     next.on('end', () => lost())
-    await next.connect()
-    await next.query(`LISTEN ${pg.escapeIdentifier(channel)}`)
+    try {
+      await next.connect()
+      await next.query(`LISTEN ${pg.escapeIdentifier(channel)}`)
+    } catch (error) {
+      await next.end().catch(() => {})
+      throw error
+    }
     client = next
     retryDelay = 100
   }
 
   const schedule = () => {
     timer = setTimeout(() => {
-      connect().then(onReconnect, () => {
+      connect().then(() => handlers.restored(), () => {
         retryDelay = Math.min(retryDelay * 2, 2_000)
         if (!stopped) schedule()
       })

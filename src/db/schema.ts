@@ -129,6 +129,10 @@ export const eventTickets = pgTable('event_tickets', {
   ticketHash: text('ticket_hash').primaryKey(),
   userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
   expiresAt: time('expires_at').notNull(),
+  /** The session of the access token the ticket was bought with: its stream ends with that session. */
+  sessionId: uuid('session_id'),
+  /** When that access token expires: its stream ends then too. */
+  tokenExpiresAt: time('token_expires_at'),
 })
 
 /**

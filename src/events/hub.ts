@@ -1,76 +1,158 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Database } from '../db/client.js'
+import { statement } from '../db/sql.js'
+import type { SyncQueries } from '../sync/queries.js'
+import type { NoticeFeed } from './feed.js'
+import type { ChangeStream, EndReason } from './stream.js'
 
-export const CHANGES_CHANNEL = 'taskbase_changes'
+/** Changes read from the log at once; a longer backlog is read page after page. */
+export const PAGE = 500
 
-/** What the hub needs of an open stream. */
-export interface Subscriber {
-  readonly userId: string
-  /** The user's log has grown: read it. */
-  wake (): void
-  /** The user was deleted (or may have been): end if so. */
-  checkUser (): void
-  /** The server is shutting down. */
-  end (): void
-}
+const EXISTING_USERS = statement('select id from users where id = any($1::uuid[])')
+
+/** What the hub needs of the log: `sync` queries, or a test's stand-in that controls their timing. */
+export type LogReader = Pick<SyncQueries, 'changesAfter' | 'resolve'>
 
 /**
- * Routes change notifications to the open streams of their user. One LISTEN per process, opened
- * with the first stream: the trigger's NOTIFY '<userId>:<seq>' wakes only that user's streams,
- * which then read the log themselves; so a notification lost with a connection costs nothing but
- * the catch-up that follows the reconnect.
+ * One user's open streams, and the one reader of that user's log that serves them all: a change
+ * costs one read per user and process, however many streams the user has open (it cost one per
+ * stream, issue 11).
+ *
+ * Wake-ups are never lost: a wake during a read marks `again`, and the loop checks it after every
+ * read, an empty one included, before it stops; `reading` is cleared in the same synchronous step
+ * as that last check.
  */
-export function eventHub (database: Database, log: FastifyBaseLogger) {
-  const byUser = new Map<string, Set<Subscriber>>()
-  let listening: Promise<() => Promise<void>> | undefined
+class UserReader {
+  readonly streams = new Set<ChangeStream>()
+  private reading = false
+  private again = false
 
-  const each = (fn: (s: Subscriber) => void) => { for (const set of byUser.values()) for (const s of set) fn(s) }
+  constructor (private readonly userId: string, private readonly log: LogReader,
+    private readonly logger: FastifyBaseLogger) {}
 
-  const onMessage = (payload: string) => {
-    const [userId, what] = payload.split(':')
-    const subscribers = userId === undefined ? undefined : byUser.get(userId)
-    if (!subscribers) return
-    for (const s of subscribers) {
-      if (what === 'deleted') s.checkUser()
-      else s.wake()
+  wake (): void {
+    if (this.reading) {
+      this.again = true
+      return
+    }
+    this.reading = true
+    void this.drain()
+  }
+
+  private async drain (): Promise<void> {
+    try {
+      do {
+        this.again = false
+        // Streams waiting for their socket to drain are left where they are; 'drain' wakes us again.
+        const behind = [...this.streams].filter((s) => !s.paused && !s.ended)
+        if (behind.length === 0) continue
+        const from = Math.min(...behind.map((s) => s.lastSeq))
+        const page = await this.log.changesAfter(this.userId, from, PAGE)
+        if (page.length === 0) continue
+        const changes = await this.log.resolve(this.userId, page)
+        const through = page.at(-1)!.seq
+        for (const stream of behind) stream.deliver(changes, through)
+        if (page.length === PAGE) this.again = true
+      } while (this.again && this.streams.size > 0)
+    } catch (error) {
+      // The database is away: read again shortly; the log still holds everything.
+      this.logger.warn({ message: (error as Error).message }, 'event streams could not read the change log; retrying')
+      setTimeout(() => this.wake(), 1_000).unref()
+    } finally {
+      this.reading = false
     }
   }
 
+  endAll (reason: EndReason, sessionId?: string): void {
+    for (const stream of this.streams) if (sessionId === undefined || stream.sessionId === sessionId) stream.end(reason)
+  }
+}
+
+export interface EventHubOptions {
+  database: Database
+  feed: NoticeFeed
+  log: LogReader
+  logger: FastifyBaseLogger
+  /** Streams one user may hold open at once in this process. */
+  maxStreamsPerUser: number
+}
+
+/**
+ * Routes notices to the open streams of their user: a change wakes the user's reader; a deleted
+ * account, an ended session or all sessions revoked end the streams concerned. After a lost LISTEN
+ * connection comes back, one query finds which users still exist and every reader catches up.
+ */
+export function eventHub ({ database, feed, log, logger, maxStreamsPerUser }: EventHubOptions) {
+  const readers = new Map<string, UserReader>()
+  let closing = false
+
+  async function recheckAll (): Promise<void> {
+    const userIds = [...readers.keys()]
+    if (userIds.length === 0) return
+    try {
+      const existing = new Set((await database.query<{ id: string }>(EXISTING_USERS, [userIds])).map((r) => r.id))
+      for (const [userId, reader] of readers) {
+        if (existing.has(userId)) reader.wake()
+        else reader.endAll('deleted')
+      }
+    } catch (error) {
+      logger.warn({ message: (error as Error).message }, 'could not check the users of open event streams; retrying')
+      setTimeout(() => void recheckAll(), 1_000).unref()
+    }
+  }
+
+  const unsubscribe = feed.subscribe({
+    notice (notice) {
+      const reader = readers.get(notice.userId)
+      if (!reader) return
+      if (notice.kind === 'change') reader.wake()
+      else if (notice.kind === 'deleted') reader.endAll('deleted')
+      else reader.endAll(notice.sessionId === undefined ? 'revoked' : 'logout', notice.sessionId)
+    },
+    lost () {},
+    restored () { void recheckAll() },
+  })
+
   return {
-    /** Resolves once notifications for `subscriber` will arrive; returns the way to unsubscribe. */
-    async add (subscriber: Subscriber): Promise<() => void> {
-      listening ??= database.listen(CHANGES_CHANNEL, onMessage, () => {
-        log.info('LISTEN connection restored; streams catch up from the change log')
-        each((s) => { s.wake(); s.checkUser() })
+    maxStreamsPerUser,
+
+    /** Whether the user may open one more stream now. */
+    hasRoomFor (userId: string): boolean {
+      return !closing && (readers.get(userId)?.streams.size ?? 0) < maxStreamsPerUser
+    },
+
+    /**
+     * Registers a stream (made by `make`, which is given the callbacks it needs) and reads what it
+     * has missed. Call only after `hasRoomFor`, in the same tick.
+     */
+    add (userId: string, make: (callbacks: { onDrain: () => void, onEnd: () => void }) => ChangeStream): ChangeStream {
+      let reader = readers.get(userId)
+      if (!reader) readers.set(userId, reader = new UserReader(userId, log, logger))
+      const owner = reader
+      const stream = make({
+        onDrain: () => owner.wake(),
+        onEnd: () => {
+          owner.streams.delete(stream)
+          if (owner.streams.size === 0 && readers.get(userId) === owner) readers.delete(userId)
+        },
       })
-      try {
-        await listening
-      } catch (error) {
-        listening = undefined
-        throw error
-      }
-      let set = byUser.get(subscriber.userId)
-      if (!set) byUser.set(subscriber.userId, set = new Set())
-      set.add(subscriber)
-      return () => {
-        set.delete(subscriber)
-        if (set.size === 0 && byUser.get(subscriber.userId) === set) byUser.delete(subscriber.userId)
-      }
+      if (!stream.ended) owner.streams.add(stream)
+      owner.wake()
+      return stream
     },
 
     get size (): number {
       let n = 0
-      for (const set of byUser.values()) n += set.size
+      for (const reader of readers.values()) n += reader.streams.size
       return n
     },
 
-    /** Ends every stream (before the server closes, or it would wait for them) and stops listening. */
-    async close (): Promise<void> {
-      each((s) => s.end())
-      byUser.clear()
-      const stop = await listening?.catch(() => undefined)
-      listening = undefined
-      await stop?.()
+    /** Ends every stream (before the server closes, or it would wait for them). */
+    close (): void {
+      closing = true
+      unsubscribe()
+      for (const reader of [...readers.values()]) reader.endAll('shutdown')
+      readers.clear()
     },
   }
 }

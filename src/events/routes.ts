@@ -1,6 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { bearerToken, type Authenticate } from '../http/auth-guard.js'
-import { badRequest, unauthorized } from '../http/problem.js'
+import { badRequest, Problem, ProblemType, unauthorized } from '../http/problem.js'
 import { errorResponses } from '../http/schemas.js'
 import type { SyncCursors } from '../sync/cursor.js'
 import type { SyncQueries } from '../sync/queries.js'
@@ -8,7 +7,6 @@ import type { EventHub } from './hub.js'
 import { ChangeStream } from './stream.js'
 
 export interface EventRoutesOptions {
-  authenticate: Authenticate
   sync: SyncQueries
   cursors: SyncCursors
   hub: EventHub
@@ -20,28 +18,30 @@ const EventsQuery = Type.Object({
   ticket: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'From POST /events/tickets, for EventSource, which cannot send headers' })),
 }, { additionalProperties: false })
 
-/** `GET /events`: public in routing, because a browser authenticates with `?ticket=`, not a header. */
+const tooManyStreams = (max: number) => new Problem(429,
+  `This account already has ${max} event streams open here; close one (or reuse it) before opening another`,
+  undefined, ProblemType.rateLimited, { 'retry-after': '5' })
+
+/** `GET /events` and its tickets; registered in the signed-in scope, which accepts the ticket for it. */
 export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, options) => {
-  const { authenticate, sync, cursors, hub, heartbeatMs = 15_000 } = options
+  const { sync, cursors, hub, heartbeatMs = 15_000 } = options
 
   app.get('/events', {
+    config: { ticketAuth: true },
     schema: {
       tags: ['sync'],
       summary: 'Live changes to your tasks (text/event-stream)',
       description: 'Events task.upsert (data: the task) and task.delete (data: {id, deletedAt}); each id is a ' +
-        'cursor /sync accepts. Without Last-Event-ID or since, the stream starts now. A comment every 15 s.',
-      security: [{ bearerAuth: [] }, {}],
+        'cursor /sync accepts. Without Last-Event-ID or since, the stream starts now. A comment every 15 s. ' +
+        'The stream ends when its access token expires or its session ends, after an event reauth: reconnect ' +
+        'with a fresh token (or ticket) and Last-Event-ID; nothing is missed.',
       querystring: EventsQuery,
       headers: Type.Object({ 'last-event-id': Type.Optional(Type.String({ maxLength: 1000 })) }),
-      response: { 200: Type.String({ description: 'text/event-stream' }), ...errorResponses(400, 401, 410) },
+      response: { 200: Type.String({ description: 'text/event-stream' }), ...errorResponses(400, 401, 410, 429) },
     },
   }, async (request, reply) => {
-    const token = bearerToken(request.headers.authorization)
-    const { ticket } = request.query
-    const userId = token
-      ? (await authenticate(token))?.userId
-      : ticket ? await sync.useTicket(ticket) : undefined
-    if (!userId) throw unauthorized('A valid access token (Authorization: Bearer) or ticket is required')
+    const principal = request.principal!
+    const { userId } = principal
     const log = await sync.position(userId)
     if (!log) throw unauthorized()
 
@@ -54,32 +54,23 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       if (position.mode !== 'delta') throw badRequest('A first sync in progress cannot be streamed; finish it with /sync', [{ path: `query.${parameter}`, message: 'is a cursor of an unfinished full sync' }])
       fromSeq = position.seq
     }
+    // Checked and taken in one tick: two racing opens cannot both take the last place.
+    if (!hub.hasRoomFor(userId)) throw tooManyStreams(hub.maxStreamsPerUser)
 
     reply.hijack()
     const res = reply.raw
     res.writeHead(200, {
+      ...reply.getHeaders() as Record<string, string>,
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache, no-transform',
       connection: 'keep-alive',
       'x-accel-buffering': 'no', // nginx: do not buffer the stream
       'x-request-id': request.id,
     })
-    const stream = new ChangeStream({ userId, fromSeq, res, sync, cursors, log: request.log, heartbeatMs })
-    let unsubscribe = () => {}
-    request.raw.on('close', () => {
-      stream.dispose()
-      unsubscribe()
-    })
-    try {
-      unsubscribe = await hub.add(stream)
-    } catch (error) {
-      request.log.warn({ message: (error as Error).message }, 'could not listen for changes')
-      stream.end()
-      return
-    }
-    if (res.closed) unsubscribe()
-    // Catch up: what committed between reading the position and listening, and after `since`.
-    stream.wake()
+    // Catching up (what committed since `fromSeq`) starts as the stream is added.
+    hub.add(userId, (callbacks) => new ChangeStream({
+      userId, sessionId: principal.sessionId, fromSeq, expiresAt: principal.expiresAt, res, cursors, heartbeatMs, ...callbacks,
+    }))
   })
 }
 
@@ -88,10 +79,11 @@ export const ticketRoutes: FastifyPluginAsyncTypebox<{ sync: SyncQueries }> = as
     schema: {
       tags: ['sync'],
       summary: 'A single-use ticket to open the event stream from a browser',
-      description: 'Valid 60 seconds, once: new EventSource(`/api/v1/events?ticket=${ticket}`).',
+      description: 'Valid 60 seconds, once: new EventSource(`/api/v1/events?ticket=${ticket}`). The stream lives no ' +
+        'longer than the access token that bought the ticket.',
       response: { 201: Type.Object({ ticket: Type.String(), expiresIn: Type.Integer() }), ...errorResponses(401) },
     },
   }, async (request, reply) => {
-    return reply.code(201).send({ ticket: await sync.createTicket(request.userId), expiresIn: 60 })
+    return reply.code(201).send({ ticket: await sync.createTicket(request.principal!), expiresIn: 60 })
   })
 }

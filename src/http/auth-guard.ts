@@ -1,43 +1,56 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { Authenticate, Principal } from '../auth/authenticate.js'
 import { unauthorized } from './problem.js'
 
 declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * The route also accepts `?ticket=` (from POST /events/tickets) instead of the header: a browser's
+     * EventSource cannot send headers.
+     */
+    ticketAuth?: boolean
+  }
   interface FastifyRequest {
     /** The authenticated user; set by `requireUser` on every route of its scope. */
     userId: string
+    /** The whole principal: session and token expiry, for routes that outlive a request (events). */
+    principal: Principal | undefined
     /** The `sub` of an external identity provider's token; undefined for our own tokens. */
     authSubject: string | undefined
   }
 }
-
-export interface Principal {
-  userId: string
-  authSubject?: string
-}
-
-/** The user a token proves, or null for any invalid token. May throw a Problem (e.g. a 503). */
-export type Authenticate = (token: string) => Promise<Principal | null>
 
 /** The token of an `Authorization: Bearer <token>` header; undefined for anything else. */
 export function bearerToken (header: string | undefined): string | undefined {
   return header === undefined ? undefined : /^Bearer ([A-Za-z0-9_.~+/=-]+)$/i.exec(header)?.[1]
 }
 
+/** Trades a single-use ticket for the principal that bought it; undefined when unknown, used or expired. */
+export type RedeemTicket = (ticket: string) => Promise<Principal | undefined>
+
 /**
- * Every route registered in `scope` (and its children) requires a valid Bearer token: a route
- * added there cannot forget the check. Every failure is the same 401, whatever was wrong.
+ * Every route registered in `scope` (and its children) requires a valid Bearer token (or, on a
+ * route with `config.ticketAuth`, a ticket): a route added there cannot forget the check. Every
+ * failure is the same 401, whatever was wrong.
  */
-export function requireUser (scope: FastifyInstance, authenticate: Authenticate): void {
+export function requireUser (scope: FastifyInstance, authenticate: Authenticate, redeemTicket?: RedeemTicket): void {
   scope.decorateRequest('userId', '')
+  scope.decorateRequest('principal', undefined)
   scope.decorateRequest('authSubject', undefined)
   scope.addHook('onRoute', (route) => {
     route.schema = { ...route.schema, security: [{ bearerAuth: [] }] } as typeof route.schema
   })
   scope.addHook('onRequest', async (request: FastifyRequest) => {
     const token = bearerToken(request.headers.authorization)
-    const principal = token ? await authenticate(token) : null
+    const ticket = (request.query as { ticket?: unknown }).ticket
+    const principal = token
+      ? await authenticate(token)
+      : request.routeOptions.config.ticketAuth && redeemTicket && typeof ticket === 'string' && ticket.length <= 200
+        ? await redeemTicket(ticket) ?? null
+        : null
     if (principal === null) throw unauthorized()
     request.userId = principal.userId
+    request.principal = principal
     request.authSubject = principal.authSubject
   })
 }

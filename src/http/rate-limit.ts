@@ -1,7 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { and, gt, inArray, lte, sql } from 'drizzle-orm'
-import type { Db } from '../db/client.js'
-import { rateLimits } from '../db/schema.js'
+import type { Database } from '../db/client.js'
+import { queryOne, statement } from '../db/sql.js'
 import { Problem, ProblemJson, ProblemType } from './problem.js'
 
 /** Where a key stands in its window after a hit (or a look). */
@@ -19,47 +18,44 @@ export interface Decision {
   exceeded: boolean
 }
 
+const SECONDS_LEFT = 'greatest(1, ceil(extract(epoch from r.reset_at - now())))::int as "secondsLeft"'
+/**
+ * Counts $3 hits on each key of $1 in one statement (one round trip); a window that has ended
+ * restarts. Keys must be distinct: a multi-row INSERT ... ON CONFLICT cannot touch one row twice.
+ */
+const HIT = statement(`insert into rate_limits as r (key, count, reset_at)
+  select k, $3::int, now() + $2::int * interval '1 second' from unnest($1::text[]) as k
+  on conflict (key) do update set
+    count = case when r.reset_at <= now() then $3::int else r.count + $3::int end,
+    reset_at = case when r.reset_at <= now() then now() + $2::int * interval '1 second' else r.reset_at end
+  returning r.key, r.count, ${SECONDS_LEFT}`)
+const PEEK = statement(`select r.key, r.count, ${SECONDS_LEFT} from rate_limits r
+  where r.key = any($1::text[]) and r.reset_at > now()`)
+/** Takes back hits counted on keys whose window is still the same one. */
+const REFUND = statement(`update rate_limits r set count = greatest(0, r.count - $2::int)
+  where r.key = any($1::text[]) and r.reset_at > now()`)
+const PRUNE = statement('with pruned as (delete from rate_limits where reset_at <= now() returning 1) select count(*)::int as count from pruned')
+
 /**
  * Fixed-window counters in PostgreSQL, so every process on one database enforces one limit.
  * A window that has ended restarts at the next hit; expired rows are harmless, and `prune` (run
  * by the server's hourly timer, never by a request) only keeps the table small.
  */
-const secondsLeft = sql<number>`greatest(1, ceil(extract(epoch from ${rateLimits.resetAt} - now())))::int`
-
-export function rateLimitQueries (db: Db) {
+export function rateLimitQueries (db: Database) {
+  const states = (rows: Array<LimitState & { key: string }>) => new Map(rows.map(({ key, ...state }) => [key, state]))
   return {
-    /**
-     * Counts `by` hits (one by default) on each key, in one statement (one round trip). Keys must
-     * be distinct: a multi-row INSERT ... ON CONFLICT cannot touch one row twice.
-     */
-    async hit (keys: string[], windowSeconds: number, by = 1): Promise<Map<string, LimitState>> {
-      const window = sql`${windowSeconds}::int * interval '1 second'`
-      const rows = await db.insert(rateLimits)
-        .values(keys.map((key) => ({ key, count: by, resetAt: sql`now() + ${window}` })))
-        .onConflictDoUpdate({
-          target: rateLimits.key,
-          set: {
-            count: sql`case when ${rateLimits.resetAt} <= now() then ${by}::int else ${rateLimits.count} + ${by}::int end`,
-            resetAt: sql`case when ${rateLimits.resetAt} <= now() then now() + ${window} else ${rateLimits.resetAt} end`,
-          },
-        })
-        .returning({ key: rateLimits.key, count: rateLimits.count, secondsLeft })
-      return new Map(rows.map(({ key, ...state }) => [key, state]))
-    },
+    /** Counts `by` hits (one by default) on each key, in one statement. */
+    hit: async (keys: string[], windowSeconds: number, by = 1): Promise<Map<string, LimitState>> =>
+      states(await db.query(HIT, [keys, windowSeconds, by])),
 
     /** The live windows among `keys`, without counting: keys with no live window are absent. */
-    async peek (keys: string[]): Promise<Map<string, LimitState>> {
-      const rows = await db.select({ key: rateLimits.key, count: rateLimits.count, secondsLeft }).from(rateLimits)
-        .where(and(inArray(rateLimits.key, keys), gt(rateLimits.resetAt, sql`now()`)))
-      return new Map(rows.map(({ key, ...state }) => [key, state]))
-    },
+    peek: async (keys: string[]): Promise<Map<string, LimitState>> => states(await db.query(PEEK, [keys])),
+
+    /** Takes back `by` hits on each key (a failure that turned out not to be one). */
+    refund: async (keys: string[], by = 1): Promise<void> => { await db.query(REFUND, [keys, by]) },
 
     /** Deletes the rows whose window has ended; returns how many. */
-    async prune (): Promise<number> {
-      const rows = await db.delete(rateLimits).where(lte(rateLimits.resetAt, sql`now()`))
-        .returning({ key: rateLimits.key })
-      return rows.length
-    },
+    prune: async (): Promise<number> => (await queryOne<{ count: number }>(db, PRUNE))?.count ?? 0,
   }
 }
 

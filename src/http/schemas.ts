@@ -5,11 +5,11 @@ import { ProblemJson } from './problem.js'
 export const Uuid = Type.String({ format: 'uuid' })
 
 /**
- * An RFC 3339 time with a zone. Year 0000 passes the format but not PostgreSQL (there is no year
- * zero in its calendar), so the pattern refuses it here, with the field named.
+ * An RFC 3339 time with a zone that we can store exactly: the validator's `date-time` format is
+ * ours (db/timestamps.ts), refusing leap seconds and instants outside 0001-9999.
  */
-export const DateTime = (options: { description?: string } = {}) =>
-  Type.String({ format: 'date-time', pattern: '^(?!0000)[0-9]{4}-', ...options })
+export const DateTime = (options: { description?: string, examples?: string[] } = {}) =>
+  Type.String({ format: 'date-time', ...options })
 
 /** The error responses a route documents; each is a problem+json body. */
 export const errorResponses = <S extends number>(...statuses: S[]) =>

@@ -1,6 +1,6 @@
 import { Type } from '@fastify/type-provider-typebox'
 import { DateTime, Uuid } from '../http/schemas.js'
-import { TaskJson, toTaskJson } from '../tasks/schemas.js'
+import { TaskJson } from '../tasks/schemas.js'
 import type { ChangeOut } from './queries.js'
 
 export const SyncQuery = Type.Object({
@@ -19,5 +19,5 @@ export const SyncPageJson = Type.Object({
 })
 
 export const toChangeJson = (change: ChangeOut) => change.op === 'upsert'
-  ? { op: 'upsert' as const, task: toTaskJson(change.task) }
-  : { op: 'delete' as const, id: change.id, deletedAt: change.deletedAt.toISOString() }
+  ? { op: 'upsert' as const, task: change.task }
+  : { op: 'delete' as const, id: change.id, deletedAt: change.deletedAt }

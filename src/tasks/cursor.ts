@@ -1,6 +1,6 @@
-import type { Task } from '../db/schema.js'
+import { storableTime } from '../db/timestamps.js'
 import { badRequest } from '../http/problem.js'
-import { SORTS, type Sort } from './schemas.js'
+import { SORTS, type Sort, type Task } from './schemas.js'
 
 /** Where a page ended: the sort it was made for, the sort key of its last task, and that task's id. */
 export interface Cursor {
@@ -12,17 +12,17 @@ export interface Cursor {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const PRIORITIES = new Set(['none', 'low', 'medium', 'high'])
 
-/** Exactly what toISOString wrote: `2030-02-30...` or `1` parse in JavaScript but not in PostgreSQL. */
+/** Exactly a time as we store and send it: `2030-02-30...` or `1` parse in JavaScript but not in PostgreSQL. */
 const isOurTimestamp = (value: string) => {
-  const time = Date.parse(value)
-  return !Number.isNaN(time) && new Date(time).toISOString() === value && !value.startsWith('0000')
+  const parsed = storableTime(value)
+  return parsed.ok && parsed.iso === value
 }
 
 /** The sort key of a task as the cursor holds it (the raw value; SQL applies lower/coalesce). */
 export function sortValue (sort: Sort, task: Task): string | null {
   switch (sort.replace(/^-/, '')) {
-    case 'createdAt': return task.createdAt.toISOString()
-    case 'dueAt': return task.dueAt?.toISOString() ?? null
+    case 'createdAt': return task.createdAt
+    case 'dueAt': return task.dueAt
     case 'priority': return task.priority
     default: return task.title
   }
@@ -55,7 +55,8 @@ export function decodeCursor (raw: string, sort: Sort): Cursor {
       ? value !== null && PRIORITIES.has(value)
       : key === 'createdAt'
         ? value !== null && isOurTimestamp(value)
-        : value !== null && value.length <= 500
+        // Titles are limited in characters (code points), not UTF-16 units: a 500-emoji title is 1,000 units.
+        : value !== null && [...value].length <= 500
   if (!valid) throw invalid('is not a cursor returned by this API')
   return { sort, value, id }
 }

@@ -1,27 +1,53 @@
-import { and, eq, sql, type SQL } from 'drizzle-orm'
-import type { Db } from '../db/client.js'
-import { idempotencyKeys, tasks, type Task } from '../db/schema.js'
+import type { Database } from '../db/client.js'
+import { queryOne, statement, type Sql } from '../db/sql.js'
+import { toStoredTime } from '../db/timestamps.js'
 import { decodeCursor, encodeCursor, sortValue } from './cursor.js'
-import type { CreateTaskBody, ListTasksQuery, Sort, TaskJson, UpdateTaskBody } from './schemas.js'
+import type { CreateTaskBody, ListTasksQuery, Sort, Task, UpdateTaskBody } from './schemas.js'
 
-/** The ownership predicate. Every statement on tasks goes through it. */
-const owned = (userId: string, taskId: string) => and(eq(tasks.userId, userId), eq(tasks.id, taskId))
+/**
+ * Every column of a task, named as the API names it: a row is the task's JSON, with nothing to
+ * convert. `t` is the table's alias in the statements below.
+ */
+export const TASK_COLUMNS = 't.id, t.title, t.description, t.completed, t.completed_at as "completedAt", t.priority, ' +
+  't.due_at as "dueAt", t.tags, t.created_at as "createdAt", t.updated_at as "updatedAt", t.version'
+
+// The owner's id is in every WHERE clause below: ownership is enforced by the statement, never by
+// comparing owners after a fetch, so another user's task and a missing one are the same nothing.
+const FIND = statement(`select ${TASK_COLUMNS} from tasks t where t.user_id = $1 and t.id = $2`)
+const EXISTS = statement('select 1 as found from tasks t where t.user_id = $1 and t.id = $2')
+const INSERT = statement(`insert into tasks as t (user_id, title, description, priority, due_at, tags, tag_keys)
+  values ($1, $2, $3, $4::task_priority, $5::timestamptz, $6::text[], $7::text[]) returning ${TASK_COLUMNS}`)
+const TOGGLE = statement(`update tasks t set completed = not t.completed,
+  completed_at = case when t.completed then null else now() end, version = t.version + 1, updated_at = now()
+  where t.user_id = $1 and t.id = $2 returning ${TASK_COLUMNS}`)
+const DELETE = statement('delete from tasks t where t.user_id = $1 and t.id = $2 returning t.id')
+const DELETE_IF_VERSION = statement('delete from tasks t where t.user_id = $1 and t.id = $2 and t.version = any($3::int[]) returning t.id')
+
+const CLAIM_IDEMPOTENCY_KEY = statement(`insert into idempotency_keys as k (user_id, key, request_hash, response_status, response_body)
+  values ($1, $2, $3, 0, '{}') on conflict (user_id, key) do update
+  set request_hash = excluded.request_hash, response_status = 0, response_body = '{}', created_at = now()
+  where k.created_at < now() - interval '24 hours' returning k.key`)
+const FIND_IDEMPOTENCY_KEY = statement(`select request_hash as "requestHash", response_status as "responseStatus",
+  response_body as "responseBody" from idempotency_keys where user_id = $1 and key = $2`)
+const STORE_IDEMPOTENT_ANSWER = statement('update idempotency_keys set response_status = $3, response_body = $4 where user_id = $1 and key = $2')
+const PRUNE_IDEMPOTENCY_KEYS = statement(`with pruned as (delete from idempotency_keys where created_at < now() - interval '24 hours' returning 1)
+  select count(*)::int as count from pruned`)
 
 interface SortSpec {
   /** The indexed expression the list is ordered by; id breaks ties. */
-  key: SQL
-  /** The same expression over a cursor's value. */
-  keyOf: (value: string | null) => SQL
+  key: string
+  /** The same expression over a cursor's value, the parameter `$n`. */
+  keyOf: (param: string) => string
   descending: boolean
 }
 
-const createdKey: Omit<SortSpec, 'descending'> = { key: sql`${tasks.createdAt}`, keyOf: (v) => sql`${v}::timestamptz` }
-const priorityKey: Omit<SortSpec, 'descending'> = { key: sql`${tasks.priority}`, keyOf: (v) => sql`${v}::task_priority` }
-const titleKey: Omit<SortSpec, 'descending'> = { key: sql`lower(${tasks.title})`, keyOf: (v) => sql`lower(${v})` }
+const createdKey = { key: 't.created_at', keyOf: (p: string) => `${p}::timestamptz` }
+const priorityKey = { key: 't.priority', keyOf: (p: string) => `${p}::task_priority` }
+const titleKey = { key: 'lower(t.title)', keyOf: (p: string) => `lower(${p}::text)` }
 // Tasks with no due date come last in both directions, hence a different stand-in for null.
-const dueKey = (end: 'infinity' | '-infinity'): Omit<SortSpec, 'descending'> => ({
-  key: sql`coalesce(${tasks.dueAt}, ${sql.raw(`'${end}'`)}::timestamptz)`,
-  keyOf: (v) => sql`coalesce(${v}::timestamptz, ${sql.raw(`'${end}'`)}::timestamptz)`,
+const dueKey = (end: 'infinity' | '-infinity') => ({
+  key: `coalesce(t.due_at, '${end}'::timestamptz)`,
+  keyOf: (p: string) => `coalesce(${p}::timestamptz, '${end}'::timestamptz)`,
 })
 
 const SORT_SPECS: Record<Sort, SortSpec> = {
@@ -48,38 +74,45 @@ function normalizeTags (tags: string[]): { tags: string[], tagKeys: string[] } {
   return { tags: [...byKey.values()], tagKeys: [...byKey.keys()] }
 }
 
+/** Collects the values of a statement being built and names each `$n`. */
+function parameters () {
+  const values: unknown[] = []
+  return { values, add: (value: unknown) => `$${values.push(value)}` }
+}
+
 export interface TaskPage {
   items: Task[]
   nextCursor: string | null
 }
 
+/**
+ * Which versions a write is conditioned on (from If-Match): undefined for none; an empty list
+ * matches nothing (a header naming only tags we never issue).
+ */
+export type IfVersions = number[] | undefined
+
 /** What a write conditioned on `If-Match` found: the task, a stale version, or no task of the user's. */
 export type ConditionalResult<T> = { status: 'ok', value: T } | { status: 'stale' } | { status: 'missing' }
 
 export type IdempotentCreate =
-  | { status: 'created' | 'replayed', responseStatus: number, body: TaskJson }
+  | { status: 'created' | 'replayed', responseStatus: number, body: Task }
   | { status: 'conflict' }
 
-export function taskQueries (db: Db) {
+function insertValues (userId: string, input: CreateTaskBody): unknown[] {
+  const { tags, tagKeys } = normalizeTags(input.tags ?? [])
+  return [userId, input.title.trim(), input.description ?? null, input.priority ?? 'none',
+    input.dueAt ? toStoredTime(input.dueAt) : null, tags, tagKeys]
+}
+
+export function taskQueries (db: Database) {
   /** Tells a stale `If-Match` (412) from a task that is not the user's (404). */
   async function staleOrMissing (userId: string, taskId: string): Promise<{ status: 'stale' } | { status: 'missing' }> {
-    const rows = await db.select({ id: tasks.id }).from(tasks).where(owned(userId, taskId))
-    return rows.length > 0 ? { status: 'stale' } : { status: 'missing' }
+    const found = await queryOne(db, EXISTS, [userId, taskId])
+    return found ? { status: 'stale' } : { status: 'missing' }
   }
 
-  async function create (tx: Db, userId: string, input: CreateTaskBody): Promise<Task> {
-    const [task] = await tx.insert(tasks).values({
-      userId,
-      title: input.title.trim(),
-      description: input.description ?? null,
-      priority: input.priority ?? 'none',
-      dueAt: input.dueAt ? new Date(input.dueAt) : null,
-      ...normalizeTags(input.tags ?? []),
-    }).returning()
-    return task!
-  }
-
-  const versionIs = (version: number | undefined) => version === undefined ? undefined : eq(tasks.version, version)
+  const create = async (sql: Sql, userId: string, input: CreateTaskBody): Promise<Task> =>
+    (await queryOne<Task>(sql, INSERT, insertValues(userId, input)))!
 
   return {
     create: (userId: string, input: CreateTaskBody) => create(db, userId, input),
@@ -89,65 +122,49 @@ export function taskQueries (db: Db) {
      * same key with another body is a conflict. Racing requests with one key serialize on the key's
      * primary key: the second waits for the first to commit, then replays its answer.
      */
-    async createIdempotent (userId: string, key: string, requestHash: string, input: CreateTaskBody,
-      present: (task: Task) => TaskJson): Promise<IdempotentCreate> {
+    createIdempotent (userId: string, key: string, requestHash: string, input: CreateTaskBody): Promise<IdempotentCreate> {
       return db.transaction(async (tx) => {
         // A key older than 24 hours is taken over as if it were new.
-        const [claimed] = await tx.insert(idempotencyKeys)
-          .values({ userId, key, requestHash, responseStatus: 0, responseBody: {} })
-          .onConflictDoUpdate({
-            target: [idempotencyKeys.userId, idempotencyKeys.key],
-            set: { requestHash, responseStatus: 0, responseBody: {}, createdAt: sql`now()` },
-            setWhere: sql`${idempotencyKeys.createdAt} < now() - interval '24 hours'`,
-          })
-          .returning({ key: idempotencyKeys.key })
+        const claimed = await queryOne(tx, CLAIM_IDEMPOTENCY_KEY, [userId, key, requestHash])
         if (!claimed) {
-          const [first] = await tx.select().from(idempotencyKeys)
-            .where(and(eq(idempotencyKeys.userId, userId), eq(idempotencyKeys.key, key)))
+          const first = await queryOne<{ requestHash: string, responseStatus: number, responseBody: Task }>(tx, FIND_IDEMPOTENCY_KEY, [userId, key])
           if (!first || first.requestHash !== requestHash) return { status: 'conflict' } as const
-          return { status: 'replayed', responseStatus: first.responseStatus, body: first.responseBody as TaskJson } as const
+          return { status: 'replayed', responseStatus: first.responseStatus, body: first.responseBody } as const
         }
-        const body = present(await create(tx, userId, input))
-        await tx.update(idempotencyKeys)
-          .set({ responseStatus: 201, responseBody: body })
-          .where(and(eq(idempotencyKeys.userId, userId), eq(idempotencyKeys.key, key)))
+        const body = await create(tx, userId, input)
+        await tx.query(STORE_IDEMPOTENT_ANSWER, [userId, key, 201, JSON.stringify(body)])
         return { status: 'created', responseStatus: 201, body } as const
       })
     },
 
-    async find (userId: string, taskId: string): Promise<Task | undefined> {
-      const [task] = await db.select().from(tasks).where(owned(userId, taskId))
-      return task
-    },
+    find: (userId: string, taskId: string): Promise<Task | undefined> => queryOne<Task>(db, FIND, [userId, taskId]),
 
     async list (userId: string, query: ListTasksQuery): Promise<TaskPage> {
       const sort = query.sort ?? '-createdAt'
       const limit = query.limit ?? 20
       const spec = SORT_SPECS[sort]
-      const conditions: Array<SQL | undefined> = [eq(tasks.userId, userId)]
-      if (query.completed !== undefined) conditions.push(eq(tasks.completed, query.completed))
-      if (query.priority !== undefined) conditions.push(eq(tasks.priority, query.priority))
+      const { values, add } = parameters()
+      const conditions = [`t.user_id = ${add(userId)}`]
+      if (query.completed !== undefined) conditions.push(`t.completed = ${add(query.completed)}`)
+      if (query.priority !== undefined) conditions.push(`t.priority = ${add(query.priority)}::task_priority`)
       if (query.tag?.length) {
         const keys = [...new Set(query.tag.map((t) => t.trim().toLowerCase()))]
-        conditions.push(sql`${tasks.tagKeys} @> ${sql.param(keys)}::text[]`)
+        conditions.push(`t.tag_keys @> ${add(keys)}::text[]`)
       }
       if (query.q !== undefined) {
         // Each side is served by its own trigram index (a BitmapOr); a match never spans the two.
-        const pattern = likePattern(query.q)
-        conditions.push(sql`(${tasks.title} ilike ${pattern} or ${tasks.description} ilike ${pattern})`)
+        const pattern = add(likePattern(query.q))
+        conditions.push(`(t.title ilike ${pattern} or t.description ilike ${pattern})`)
       }
-      if (query.dueBefore !== undefined) conditions.push(sql`${tasks.dueAt} < ${query.dueBefore}::timestamptz`)
-      if (query.dueAfter !== undefined) conditions.push(sql`${tasks.dueAt} > ${query.dueAfter}::timestamptz`)
+      if (query.dueBefore !== undefined) conditions.push(`t.due_at < ${add(toStoredTime(query.dueBefore))}::timestamptz`)
+      if (query.dueAfter !== undefined) conditions.push(`t.due_at > ${add(toStoredTime(query.dueAfter))}::timestamptz`)
       if (query.cursor !== undefined) {
         const cursor = decodeCursor(query.cursor, sort)
-        const after = spec.descending ? sql`<` : sql`>`
-        conditions.push(sql`(${spec.key}, ${tasks.id}) ${after} (${spec.keyOf(cursor.value)}, ${cursor.id}::uuid)`)
+        conditions.push(`(${spec.key}, t.id) ${spec.descending ? '<' : '>'} (${spec.keyOf(add(cursor.value))}, ${add(cursor.id)}::uuid)`)
       }
-      const direction = spec.descending ? sql`desc` : sql`asc`
-      const rows = await db.select().from(tasks)
-        .where(and(...conditions))
-        .orderBy(sql`${spec.key} ${direction}`, sql`${tasks.id} ${direction}`)
-        .limit(limit + 1)
+      const direction = spec.descending ? 'desc' : 'asc'
+      const rows = await db.query<Task>(statement(`select ${TASK_COLUMNS} from tasks t where ${conditions.join(' and ')} ` +
+        `order by ${spec.key} ${direction}, t.id ${direction} limit ${add(limit + 1)}`), values)
       const items = rows.slice(0, limit)
       const last = items.at(-1)
       const nextCursor = rows.length > limit && last
@@ -156,50 +173,46 @@ export function taskQueries (db: Db) {
       return { items, nextCursor }
     },
 
-    /** `ifVersion` (from If-Match) makes the write conditional: any other version is 'stale'. */
-    async update (userId: string, taskId: string, changes: UpdateTaskBody, ifVersion?: number): Promise<ConditionalResult<Task>> {
-      const { title, description, completed, priority, dueAt, tags: newTags } = changes
-      const [task] = await db.update(tasks).set({
-        ...(title !== undefined && { title: title.trim() }),
-        ...(description !== undefined && { description }),
-        ...(priority !== undefined && { priority }),
-        ...(dueAt !== undefined && { dueAt: dueAt === null ? null : new Date(dueAt) }),
-        ...(newTags !== undefined && normalizeTags(newTags)),
-        ...(completed !== undefined && {
-          completed,
-          // Completing a completed task keeps the time it was first completed.
-          completedAt: completed ? sql`coalesce(${tasks.completedAt}, now())` : null,
-        }),
-        // Bumped inside the UPDATE, not read-then-write: of two PATCHes with one If-Match, the
-        // second re-checks the version after the first commits, and fails.
-        version: sql`${tasks.version} + 1`,
-        updatedAt: sql`now()`,
-      }).where(and(owned(userId, taskId), versionIs(ifVersion))).returning()
+    /** `ifVersions` (from If-Match) makes the write conditional: any other version is 'stale'. */
+    async update (userId: string, taskId: string, changes: UpdateTaskBody, ifVersions?: IfVersions): Promise<ConditionalResult<Task>> {
+      const { values, add } = parameters()
+      const set: string[] = []
+      if (changes.title !== undefined) set.push(`title = ${add(changes.title.trim())}`)
+      if (changes.description !== undefined) set.push(`description = ${add(changes.description)}`)
+      if (changes.priority !== undefined) set.push(`priority = ${add(changes.priority)}::task_priority`)
+      if (changes.dueAt !== undefined) set.push(`due_at = ${add(changes.dueAt === null ? null : toStoredTime(changes.dueAt))}::timestamptz`)
+      if (changes.tags !== undefined) {
+        const { tags, tagKeys } = normalizeTags(changes.tags)
+        set.push(`tags = ${add(tags)}::text[]`, `tag_keys = ${add(tagKeys)}::text[]`)
+      }
+      if (changes.completed !== undefined) {
+        // Completing a completed task keeps the time it was first completed.
+        set.push(changes.completed
+          ? 'completed = true, completed_at = coalesce(t.completed_at, now())'
+          : 'completed = false, completed_at = null')
+      }
+      const where = [`t.user_id = ${add(userId)}`, `t.id = ${add(taskId)}`]
+      if (ifVersions !== undefined) where.push(`t.version = any(${add(ifVersions)}::int[])`)
+      // The version is bumped inside the UPDATE, not read-then-write: of two PATCHes with one
+      // If-Match, the second re-checks the version after the first commits, and fails.
+      const task = await queryOne<Task>(db, statement(`update tasks t set ${set.join(', ')}, version = t.version + 1, ` +
+        `updated_at = now() where ${where.join(' and ')} returning ${TASK_COLUMNS}`), values)
       return task ? { status: 'ok', value: task } : staleOrMissing(userId, taskId)
     },
 
     /** Flips `completed` (and sets or clears `completedAt`) in one statement. */
-    async toggle (userId: string, taskId: string): Promise<Task | undefined> {
-      const [task] = await db.update(tasks).set({
-        completed: sql`not ${tasks.completed}`,
-        completedAt: sql`case when ${tasks.completed} then null else now() end`,
-        version: sql`${tasks.version} + 1`,
-        updatedAt: sql`now()`,
-      }).where(owned(userId, taskId)).returning()
-      return task
-    },
+    toggle: (userId: string, taskId: string): Promise<Task | undefined> => queryOne<Task>(db, TOGGLE, [userId, taskId]),
 
-    async delete (userId: string, taskId: string, ifVersion?: number): Promise<ConditionalResult<Task>> {
-      const [task] = await db.delete(tasks).where(and(owned(userId, taskId), versionIs(ifVersion))).returning()
-      return task ? { status: 'ok', value: task } : staleOrMissing(userId, taskId)
+    async delete (userId: string, taskId: string, ifVersions?: IfVersions): Promise<ConditionalResult<true>> {
+      const deleted = ifVersions === undefined
+        ? await queryOne(db, DELETE, [userId, taskId])
+        : await queryOne(db, DELETE_IF_VERSION, [userId, taskId, ifVersions])
+      return deleted ? { status: 'ok', value: true } : staleOrMissing(userId, taskId)
     },
 
     /** Drops idempotency keys past their 24 hours. Run from a timer, never inside a request. */
     async pruneIdempotencyKeys (): Promise<number> {
-      const rows = await db.delete(idempotencyKeys)
-        .where(sql`${idempotencyKeys.createdAt} < now() - interval '24 hours'`)
-        .returning({ key: idempotencyKeys.key })
-      return rows.length
+      return (await queryOne<{ count: number }>(db, PRUNE_IDEMPOTENCY_KEYS))?.count ?? 0
     },
   }
 }

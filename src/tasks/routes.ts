@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { etagOf, ifMatchHits, noneMatchHits } from '../http/conditional.js'
+import { etagOf, ifMatchVersions, noneMatchHits } from '../http/conditional.js'
 import { notFound, Problem, ProblemType } from '../http/problem.js'
 import { errorResponses, sendEmpty } from '../http/schemas.js'
 import type { ConditionalResult, TaskQueries } from './queries.js'
 import {
-  CreateTaskBody, ListTasksQuery, TaskJson, TaskPageJson, TaskParams, toTaskJson, UpdateTaskBody,
+  CreateTaskBody, ListTasksQuery, TaskJson, TaskPageJson, TaskParams, UpdateTaskBody,
 } from './schemas.js'
 
 export interface TaskRoutesOptions {
@@ -38,15 +38,6 @@ function requestHash (body: unknown): string {
 }
 
 export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { tasks }) => {
-  /** The version an If-Match header pins, after checking it against the current task. */
-  async function pinnedVersion (userId: string, taskId: string, ifMatch: string | undefined): Promise<number | undefined> {
-    if (ifMatch === undefined) return undefined
-    const task = await tasks.find(userId, taskId)
-    if (!task) throw notFound('task')
-    if (!ifMatchHits(ifMatch, etagOf(task.id, task.version))) throw preconditionFailed()
-    return task.version
-  }
-
   function unwrap<T> (result: ConditionalResult<T>): T {
     if (result.status === 'missing') throw notFound('task')
     if (result.status === 'stale') throw preconditionFailed()
@@ -62,8 +53,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
       response: { 200: TaskPageJson, ...errorResponses(400, 401) },
     },
   }, async (request) => {
-    const page = await tasks.list(request.userId, request.query)
-    return { items: page.items.map(toTaskJson), nextCursor: page.nextCursor }
+    return tasks.list(request.userId, request.query)
   })
 
   app.post('/tasks', {
@@ -79,9 +69,9 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
     let status = 201
     let body: TaskJson
     if (key === undefined) {
-      body = toTaskJson(await tasks.create(request.userId, request.body))
+      body = await tasks.create(request.userId, request.body)
     } else {
-      const result = await tasks.createIdempotent(request.userId, key, requestHash(request.body), request.body, toTaskJson)
+      const result = await tasks.createIdempotent(request.userId, key, requestHash(request.body), request.body)
       if (result.status === 'conflict') {
         throw new Problem(422, 'This Idempotency-Key was already used with a different body; use a new key for a new task',
           undefined, ProblemType.idempotencyKeyReused)
@@ -110,7 +100,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
     const etag = etagOf(task.id, task.version)
     reply.header('etag', etag)
     if (noneMatchHits(request.headers['if-none-match'], etag)) return sendEmpty(reply, 304)
-    return toTaskJson(task)
+    return task
   })
 
   app.patch('/tasks/:id', {
@@ -125,9 +115,8 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
     },
   }, async (request, reply) => {
     const { userId, params: { id } } = request
-    const version = await pinnedVersion(userId, id, request.headers['if-match'])
-    const task = unwrap(await tasks.update(userId, id, request.body, version))
-    return reply.header('etag', etagOf(task.id, task.version)).send(toTaskJson(task))
+    const task = unwrap(await tasks.update(userId, id, request.body, ifMatchVersions(request.headers['if-match'], id)))
+    return reply.header('etag', etagOf(task.id, task.version)).send(task)
   })
 
   app.delete('/tasks/:id', {
@@ -140,8 +129,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
     },
   }, async (request, reply) => {
     const { userId, params: { id } } = request
-    const version = await pinnedVersion(userId, id, request.headers['if-match'])
-    unwrap(await tasks.delete(userId, id, version))
+    unwrap(await tasks.delete(userId, id, ifMatchVersions(request.headers['if-match'], id)))
     return sendEmpty(reply, 204)
   })
 }

@@ -1,33 +1,51 @@
-import { and, eq, isNull, sql } from 'drizzle-orm'
-import type { Db } from '../db/client.js'
-import { users, type User } from '../db/schema.js'
+import type { Database } from '../db/client.js'
+import { queryOne, statement } from '../db/sql.js'
 
-/** Emails of local accounts are kept as typed (trimmed) and compared case-insensitively. */
-const localEmailIs = (email: string) => and(sql`lower(${users.email}) = lower(${email.trim()})`, isNull(users.authIssuer))
+export interface User {
+  id: string
+  /** As the user typed it, trimmed; null for an external user whose token carried none. */
+  email: string | null
+  name: string | null
+  /** Argon2id PHC string; null for users of an external identity provider, who have no password. */
+  passwordHash: string | null
+  createdAt: string
+  updatedAt: string
+}
 
 export interface ExternalIdentity {
+  /** Who vouches for the user: the verifier that accepted the token (see auth/external.ts). */
   issuer: string
   subject: string
   email?: string
   name?: string
 }
 
-export function userQueries (db: Db) {
+const USER_COLUMNS = 'id, email, name, password_hash as "passwordHash", created_at as "createdAt", updated_at as "updatedAt"'
+
+// Emails of local accounts are kept as typed (trimmed) and compared case-insensitively; external
+// users are never matched by email.
+const INSERT = statement(`insert into users (email, name, password_hash) values ($1, $2, $3)
+  on conflict do nothing returning ${USER_COLUMNS}`)
+const FIND_BY_EMAIL = statement(`select ${USER_COLUMNS} from users where lower(email) = lower($1) and auth_issuer is null`)
+const FIND = statement(`select ${USER_COLUMNS} from users where id = $1`)
+const EXISTS = statement('select 1 as found from users where id = $1')
+const FIND_EXTERNAL = statement(`select ${USER_COLUMNS} from users where auth_issuer = $1 and auth_subject = $2`)
+const INSERT_EXTERNAL = statement(`insert into users (auth_issuer, auth_subject, email, name) values ($1, $2, $3, $4)
+  on conflict (auth_issuer, auth_subject) do nothing returning ${USER_COLUMNS}`)
+const UPDATE_PROFILE = statement(`update users set email = $2, name = $3, updated_at = now()
+  where id = $1 and (email is distinct from $2 or name is distinct from $3) returning ${USER_COLUMNS}`)
+const UPDATE_NAME = statement(`update users set name = $2, updated_at = now() where id = $1 returning ${USER_COLUMNS}`)
+const UPDATE_PASSWORD = statement(`update users set password_hash = $2, updated_at = now() where id = $1 returning ${USER_COLUMNS}`)
+const DELETE = statement('delete from users where id = $1 returning id')
+
+export function userQueries (db: Database) {
   return {
     /** Undefined when the email is taken (whatever its case). */
-    async create (input: { email: string, name?: string | null, passwordHash: string }): Promise<User | undefined> {
-      const [user] = await db.insert(users)
-        .values({ email: input.email.trim(), name: input.name ?? null, passwordHash: input.passwordHash })
-        .onConflictDoNothing()
-        .returning()
-      return user
-    },
+    create: (input: { email: string, name?: string | null, passwordHash: string }): Promise<User | undefined> =>
+      queryOne<User>(db, INSERT, [input.email.trim(), input.name ?? null, input.passwordHash]),
 
     /** The local (password) account of this email. */
-    async findByEmail (email: string): Promise<User | undefined> {
-      const [user] = await db.select().from(users).where(localEmailIs(email))
-      return user
-    },
+    findByEmail: (email: string): Promise<User | undefined> => queryOne<User>(db, FIND_BY_EMAIL, [email.trim()]),
 
     /**
      * The local record of an external identity, created on its first request. Two concurrent
@@ -35,41 +53,28 @@ export function userQueries (db: Db) {
      * read the winner's row.
      */
     async provisionExternal (identity: ExternalIdentity): Promise<User> {
-      const identifies = and(eq(users.authIssuer, identity.issuer), eq(users.authSubject, identity.subject))
-      const [existing] = await db.select().from(users).where(identifies)
+      const key = [identity.issuer, identity.subject]
+      const existing = await queryOne<User>(db, FIND_EXTERNAL, key)
       if (existing) return existing
-      const [created] = await db.insert(users)
-        .values({ authIssuer: identity.issuer, authSubject: identity.subject, email: identity.email ?? null, name: identity.name ?? null })
-        .onConflictDoNothing({ target: [users.authIssuer, users.authSubject] })
-        .returning()
-      if (created) return created
-      const [winner] = await db.select().from(users).where(identifies)
-      return winner!
+      const created = await queryOne<User>(db, INSERT_EXTERNAL, [...key, identity.email ?? null, identity.name ?? null])
+      return created ?? (await queryOne<User>(db, FIND_EXTERNAL, key))!
     },
 
-    async find (userId: string): Promise<User | undefined> {
-      const [user] = await db.select().from(users).where(eq(users.id, userId))
-      return user
-    },
+    /** Sets an external user's email and name as their latest token says; writes only when they differ. */
+    followProfile: (userId: string, email: string | null, name: string | null): Promise<User | undefined> =>
+      queryOne<User>(db, UPDATE_PROFILE, [userId, email, name]),
 
-    async exists (userId: string): Promise<boolean> {
-      const rows = await db.select({ id: users.id }).from(users).where(eq(users.id, userId))
-      return rows.length > 0
-    },
+    find: (userId: string): Promise<User | undefined> => queryOne<User>(db, FIND, [userId]),
 
-    async update (userId: string, changes: { name?: string | null, passwordHash?: string }): Promise<User | undefined> {
-      const [user] = await db.update(users)
-        .set({ ...changes, updatedAt: sql`now()` })
-        .where(eq(users.id, userId))
-        .returning()
-      return user
-    },
+    exists: async (userId: string): Promise<boolean> => (await queryOne(db, EXISTS, [userId])) !== undefined,
+
+    updateName: (userId: string, name: string | null): Promise<User | undefined> => queryOne<User>(db, UPDATE_NAME, [userId, name]),
+
+    updatePassword: (userId: string, passwordHash: string): Promise<User | undefined> =>
+      queryOne<User>(db, UPDATE_PASSWORD, [userId, passwordHash]),
 
     /** Tasks, refresh tokens and idempotency keys go with the user (ON DELETE CASCADE). */
-    async delete (userId: string): Promise<boolean> {
-      const rows = await db.delete(users).where(eq(users.id, userId)).returning({ id: users.id })
-      return rows.length > 0
-    },
+    delete: async (userId: string): Promise<boolean> => (await queryOne(db, DELETE, [userId])) !== undefined,
   }
 }
 

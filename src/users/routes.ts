@@ -9,11 +9,13 @@ import { ChangePasswordBody, DeleteUserBody, toUserJson, UpdateUserBody, UserJso
 export interface UserRoutesOptions {
   users: UserQueries
   sessions: SessionQueries
+  /** Drops the user from this process's cache of known users at once (others hear the deletion). */
+  forgetUser: (userId: string) => void
 }
 
 const noContent = Type.Null({ description: 'Done' })
 
-export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (app, { users, sessions }) => {
+export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (app, { users, sessions, forgetUser }) => {
   /** The signed-in user; a token outliving its user is a 401 like any invalid token. */
   const currentUser = async (userId: string) => {
     const user = await users.find(userId)
@@ -35,7 +37,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (a
       response: { 200: UserJson, ...errorResponses(400, 401) },
     },
   }, async (request) => {
-    const user = await users.update(request.userId, { name: request.body.name?.trim() ?? null })
+    const user = await users.updateName(request.userId, request.body.name?.trim() ?? null)
     if (!user) throw unauthorized()
     return toUserJson(user)
   })
@@ -52,7 +54,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (a
     const user = await currentUser(request.userId)
     if (user.passwordHash === null) throw noPassword()
     if (!await verifyPassword(user.passwordHash, request.body.currentPassword)) throw wrongPassword()
-    await users.update(user.id, { passwordHash: await hashPassword(request.body.newPassword) })
+    await users.updatePassword(user.id, await hashPassword(request.body.newPassword))
     await sessions.revokeAll(user.id)
     return sendEmpty(reply, 204)
   })
@@ -74,6 +76,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (a
       if (!await verifyPassword(user.passwordHash, request.body.password)) throw wrongPassword()
     }
     await users.delete(user.id)
+    forgetUser(user.id)
     return sendEmpty(reply, 204)
   })
 }

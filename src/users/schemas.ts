@@ -1,6 +1,6 @@
 import { Type, type Static } from '@fastify/type-provider-typebox'
-import type { User } from '../db/schema.js'
 import { Nullable, Uuid } from '../http/schemas.js'
+import type { User } from './queries.js'
 
 export const Email = Type.String({ format: 'email', maxLength: 254, description: 'Compared case-insensitively' })
 export const Password = Type.String({ minLength: 8, maxLength: 128 })
@@ -28,6 +28,6 @@ export const toUserJson = (user: User): UserJson => ({
   id: user.id,
   email: user.email,
   name: user.name,
-  createdAt: user.createdAt.toISOString(),
-  updatedAt: user.updatedAt.toISOString(),
+  createdAt: user.createdAt,
+  updatedAt: user.updatedAt,
 })

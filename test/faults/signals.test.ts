@@ -33,7 +33,7 @@ describe('the server process on the embedded database, signalled under load', ()
   it('on SIGTERM completes every accepted request, refuses new ones, exits 0 within 10 s and closes the database cleanly', async () => {
     const dataDir = await tempDir('sigterm')
     dirs.push(dataDir)
-    const server = await start(dataDir, { LOG_LEVEL: 'info' })
+    const server = await start(dataDir, { LOG_LEVEL: 'debug' }) // debug: a line per incoming request
     const owner = await register(server.base)
 
     // In flight when the signal comes: uploads still arriving (their body trickles in over 1.5 s),

@@ -1,8 +1,7 @@
-import { eq, like, sql } from 'drizzle-orm'
 import type { LightMyRequestResponse } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../../src/config.js'
-import { rateLimits } from '../../src/db/schema.js'
+import { statement } from '../../src/db/sql.js'
 import { rateLimitQueries } from '../../src/http/rate-limit.js'
 import { buildTestApp, expectProblem, PASSWORD, testDatabases, uniqueEmail, type TestApp } from '../helpers.js'
 
@@ -72,8 +71,11 @@ describe.each(testDatabases)('rate limits on $name', (target) => {
   const login = (t: TestApp, email: string, password: string, remoteAddress = '127.0.0.1', headers: Record<string, string> = {}) =>
     t.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email, password }, remoteAddress, headers })
   /** Ends every live window of the keys matching `pattern`, as if the clock had moved past it. */
-  const endWindows = (pattern: string) => first.database.db.update(rateLimits)
-    .set({ resetAt: sql`now() - interval '1 second'` }).where(like(rateLimits.key, pattern))
+  const endWindows = (pattern: string) => first.database.query(
+    statement("update rate_limits set reset_at = now() - interval '1 second' where key like $1"), [pattern])
+  /** The stored counters of the keys matching `pattern`. */
+  const counters = (pattern: string) => first.database.query<{ key: string, count: number }>(
+    statement('select key, count from rate_limits where key like $1 order by key'), [pattern])
 
   describe('auth requests per client address', () => {
     it('answers 429 with Retry-After past the limit, counts every auth route, and leaves other addresses alone', async () => {
@@ -185,8 +187,7 @@ describe.each(testDatabases)('rate limits on $name', (target) => {
     it('counts far from the limit in memory and adds the hits to the shared counter within a flush', async () => {
       const t = await build({ RATE_LIMIT_API_PER_MINUTE: '100' })
       const alice = await t.signUp()
-      const stored = async () => (await first.database.db.select().from(rateLimits)
-        .where(like(rateLimits.key, `api:user:${alice.id}`)))[0]?.count ?? 0
+      const stored = async () => (await counters(`api:user:${alice.id}`))[0]?.count ?? 0
       for (let i = 0; i < 30; i++) expect((await t.inject({ url: '/api/v1/tasks', headers: alice.headers })).statusCode).toBe(200)
       expect(await stored()).toBeLessThan(30) // not one write per request
       await new Promise((resolve) => setTimeout(resolve, 400))
@@ -238,7 +239,7 @@ describe.each(testDatabases)('rate limits on $name', (target) => {
     const api = await t.inject({ url: '/api/v1/tasks', headers: account.headers })
     expect(api.statusCode).toBe(200)
     expect(api.headers['ratelimit-limit']).toBeUndefined()
-    const rows = await first.database.db.select().from(rateLimits).where(eq(rateLimits.key, `login:ip:${address}`))
+    const rows = await counters(`login:ip:${address}`)
     expect(rows).toEqual([])
   })
 
@@ -270,7 +271,7 @@ describe.each(testDatabases)('rate limits on $name', (target) => {
       expect((await hit(t, direct, '203.0.113.8')).statusCode).toBe(400)
       expectLimited(await hit(t, direct, '203.0.113.9'), 60)
       // The counter is the client's, not the proxy's.
-      const rows = await first.database.db.select().from(rateLimits).where(eq(rateLimits.key, `auth:ip:${client}`))
+      const rows = await counters(`auth:ip:${client}`)
       expect(rows).toHaveLength(1)
     })
 
@@ -283,11 +284,11 @@ describe.each(testDatabases)('rate limits on $name', (target) => {
   })
 
   it('prunes only the counters whose window has ended', async () => {
-    const limits = rateLimitQueries(first.database.db)
+    const limits = rateLimitQueries(first.database)
     await limits.hit(['prune:ended', 'prune:live'], 60)
     await endWindows('prune:ended')
     expect(await limits.prune()).toBeGreaterThanOrEqual(1)
-    const left = await first.database.db.select({ key: rateLimits.key }).from(rateLimits).where(like(rateLimits.key, 'prune:%'))
-    expect(left).toEqual([{ key: 'prune:live' }])
+    const left = await counters('prune:%')
+    expect(left.map((r) => r.key)).toEqual(['prune:live'])
   })
 })

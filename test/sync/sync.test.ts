@@ -1,6 +1,5 @@
-import { eq } from 'drizzle-orm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { taskChanges } from '../../src/db/schema.js'
+import { statement } from '../../src/db/sql.js'
 import { syncQueries } from '../../src/sync/queries.js'
 import { buildTestApp, expectProblem, PASSWORD, testDatabases, type Account, type TestApp } from '../helpers.js'
 
@@ -12,6 +11,8 @@ describe.each(testDatabases)('GET /api/v1/sync on $name', (target) => {
   beforeAll(async () => { t = await buildTestApp(target) })
   afterAll(() => t.close())
 
+  const changeLog = (userId: string) => t.database.query<{ seq: number, op: string }>(
+    statement('select seq, op from task_changes where user_id = $1 order by seq'), [userId])
   const sync = async (account: Account, query = ''): Promise<Page> => {
     const res = await t.inject({ url: `/api/v1/sync${query}`, headers: account.headers })
     if (res.statusCode !== 200) throw new Error(`sync: ${res.statusCode} ${res.body}`)
@@ -93,7 +94,7 @@ describe.each(testDatabases)('GET /api/v1/sync on $name', (target) => {
     const headers = { ...owner.headers, 'idempotency-key': 'once' }
     await t.inject({ method: 'POST', url: '/api/v1/tasks', headers, payload: { title: 'x' } })
     await t.inject({ method: 'POST', url: '/api/v1/tasks', headers, payload: { title: 'x' } })
-    const rows = await t.database.db.select().from(taskChanges).where(eq(taskChanges.userId, owner.id))
+    const rows = await changeLog(owner.id)
     expect(rows.map((r) => [r.seq, r.op])).toEqual([[1, 'upsert']])
     expect((await sync(owner, `?since=${encodeURIComponent(cursor)}`)).changes).toHaveLength(1)
   })
@@ -102,7 +103,7 @@ describe.each(testDatabases)('GET /api/v1/sync on $name', (target) => {
     const owner = await t.signUp()
     await t.createTask(owner, { title: 'x' })
     await t.inject({ method: 'DELETE', url: '/api/v1/users/me', headers: owner.headers, payload: { password: PASSWORD } })
-    const rows = await t.database.db.select().from(taskChanges).where(eq(taskChanges.userId, owner.id))
+    const rows = await changeLog(owner.id)
     expect(rows).toEqual([])
   })
 
@@ -112,7 +113,7 @@ describe.each(testDatabases)('GET /api/v1/sync on $name', (target) => {
     const { cursor } = await sync(owner)
     await t.inject({ method: 'DELETE', url: `/api/v1/tasks/${task.id}`, headers: owner.headers })
     await new Promise((resolve) => setTimeout(resolve, 50))
-    await syncQueries(t.database.db).prune(0.01 / 86_400) // retention of 10 ms
+    await syncQueries(t.database).prune(0.01 / 86_400) // retention of 10 ms
     const res = await t.inject({ url: `/api/v1/sync?since=${encodeURIComponent(cursor)}`, headers: owner.headers })
     expect(expectProblem(res, 410).type).toBe('https://taskbase.dev/problems/sync-expired')
     // Starting over works, and so does every cursor minted after the prune.

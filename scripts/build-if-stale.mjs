@@ -1,0 +1,33 @@
+// `npm start` runs this first: it compiles src/ to dist/ only when a source file (or the compiler's
+// configuration) is newer than the last build. tsc checks the whole program even when nothing
+// changed, which cost ~7 s on every start (issue 10); this check costs a few milliseconds.
+import { spawnSync } from 'node:child_process'
+import { readdirSync, statSync, utimesSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const stamp = join(root, 'dist', '.tsbuildinfo')
+
+/** The newest modification time under `dir`, in milliseconds. */
+function newest (dir) {
+  let latest = 0
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name)
+    latest = Math.max(latest, entry.isDirectory() ? newest(path) : statSync(path).mtimeMs)
+  }
+  return latest
+}
+
+let built = 0
+try { built = statSync(stamp).mtimeMs } catch { /* never built */ }
+const sources = Math.max(newest(join(root, 'src')), ...['tsconfig.json', 'tsconfig.build.json', 'package-lock.json']
+  .map((file) => statSync(join(root, file)).mtimeMs))
+if (sources > built) {
+  console.error(built === 0 ? 'building taskbase (first start)...' : 'sources changed since the last build; rebuilding...')
+  const result = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' })
+  if (result.status !== 0) process.exit(result.status ?? 1)
+  // tsc leaves its build info alone when the output would not change (a file touched, not edited).
+  const now = new Date()
+  utimesSync(stamp, now, now)
+}

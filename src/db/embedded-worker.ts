@@ -1,0 +1,95 @@
+/**
+ * The embedded database's thread. PGlite runs PostgreSQL in WASM, and every query blocks the thread
+ * it runs on: on the HTTP thread it took 58% of the server's CPU (issue 10), so requests waited on it
+ * and on each other. Here it has a thread of its own; the HTTP thread posts statements and awaits
+ * answers (embedded.ts). Messages are handled in arrival order and PGlite runs one query at a time,
+ * first come first served, so no request can be passed over for ever.
+ */
+import { parentPort, workerData } from 'node:worker_threads'
+import { mkdir } from 'node:fs/promises'
+import { PGlite, type Transaction } from '@electric-sql/pglite'
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm'
+import { drizzle } from 'drizzle-orm/pglite'
+import { migrate } from 'drizzle-orm/pglite/migrator'
+import type { Request, Response, WorkerOptions } from './embedded.js'
+import { migrationsFolder, typeParsers } from './shared.js'
+
+const port = parentPort!
+const { dataDir } = workerData as WorkerOptions
+
+if (dataDir !== undefined) await mkdir(dataDir, { recursive: true })
+// Extensions must be given on every open, not only the first: without pg_trgm loaded, writes to the
+// indexed tasks table fail.
+const db = await PGlite.create(dataDir, { extensions: { pg_trgm }, parsers: typeParsers })
+
+/** Open transactions by id. PGlite holds its lock while one is open: other statements wait. */
+const transactions = new Map<number, { tx: Transaction, finish: (commit: boolean) => void, done: Promise<void> }>()
+let nextTransaction = 1
+const ROLLBACK = Symbol('rollback')
+
+const reply = (message: Response) => port.postMessage(message)
+
+/** What crosses the thread boundary of a database error: enough for the HTTP side to classify it. */
+function errorFields (error: unknown) {
+  const e = error as Record<string, unknown>
+  return {
+    message: String(e?.message ?? error),
+    ...Object.fromEntries(['code', 'severity', 'detail', 'constraint', 'table', 'column'].flatMap((k) =>
+      typeof e?.[k] === 'string' ? [[k, e[k]]] : [])),
+  }
+}
+
+function begin (): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const id = nextTransaction++
+    let finish!: (commit: boolean) => void
+    const decided = new Promise<boolean>((resolve) => { finish = resolve })
+    const done = db.transaction(async (tx) => {
+      transactions.set(id, { tx, finish, done })
+      resolve(id)
+      if (!await decided) throw ROLLBACK
+    }).then(() => {}, (error: unknown) => { if (error !== ROLLBACK) throw error })
+      .finally(() => transactions.delete(id))
+    // A BEGIN that fails never reaches the callback.
+    done.catch(reject)
+  })
+}
+
+async function handle (request: Request): Promise<unknown> {
+  switch (request.op) {
+    case 'query': {
+      const target = request.tx === undefined ? db : transactions.get(request.tx)?.tx
+      if (!target) throw new Error('The transaction has already ended')
+      const result = await target.query(request.text, request.values as unknown[])
+      return result.rows
+    }
+    case 'begin': return begin()
+    case 'end': {
+      const open = transactions.get(request.tx)
+      if (!open) throw new Error('The transaction has already ended')
+      open.finish(request.commit)
+      await open.done
+      return null
+    }
+    case 'listen': {
+      await db.listen(request.channel, (payload) => port.postMessage({ notify: request.channel, payload }))
+      return null
+    }
+    case 'migrate': {
+      await migrate(drizzle({ client: db }), { migrationsFolder })
+      return null
+    }
+    case 'close': {
+      if (!db.closed) await db.close()
+      return null
+    }
+  }
+}
+
+port.on('message', (request: Request) => {
+  handle(request).then(
+    (result) => reply({ id: request.id, result }),
+    (error: unknown) => reply({ id: request.id, error: errorFields(error) }),
+  )
+})
+reply({ ready: true })

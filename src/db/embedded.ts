@@ -1,0 +1,133 @@
+import { Worker } from 'node:worker_threads'
+import type { Database } from './client.js'
+import type { Sql } from './sql.js'
+
+/** What the HTTP thread asks of the database thread (embedded-worker.ts). */
+export type Request = { id: number } & (
+  | { op: 'query', text: string, values?: readonly unknown[], tx?: number }
+  | { op: 'begin' }
+  | { op: 'end', tx: number, commit: boolean }
+  | { op: 'listen', channel: string }
+  | { op: 'migrate' }
+  | { op: 'close' }
+)
+
+/** What it answers: a request's result or error, a notification, or that it is ready. */
+export type Response =
+  | { id: number, result: unknown }
+  | { id: number, error: { message: string, code?: string, severity?: string } }
+  | { notify: string, payload: string }
+  | { ready: true }
+
+type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never
+
+export interface WorkerOptions {
+  /** Undefined: in memory, gone when closed. */
+  dataDir: string | undefined
+}
+
+/** Thrown for every request once the database thread has stopped; answered 503 (see problem.ts). */
+const closedError = () => new Error('PGlite is closed')
+
+/**
+ * Built, the worker is plain JavaScript beside this file. From source (development, tests) it is
+ * TypeScript: a worker does not inherit tsx's loader (nor take it from execArgv on Node 20), so a
+ * bootstrap registers tsx in the thread before importing it.
+ */
+function spawnWorker (options: WorkerOptions): Worker {
+  if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./embedded-worker.js', import.meta.url), { workerData: options })
+  const source = JSON.stringify(new URL('./embedded-worker.ts', import.meta.url).href)
+  return new Worker(`import('tsx/esm/api').then(({ register }) => { register(); return import(${source}) })`,
+    { eval: true, workerData: options })
+}
+
+/**
+ * Opens PGlite on `dataDir` (created if missing; in memory when undefined) in a thread of its own.
+ * Resolves once it is open.
+ */
+export async function openEmbedded (dataDir: string | undefined): Promise<Database> {
+  const worker = spawnWorker({ dataDir })
+  const pending = new Map<number, { resolve: (value: unknown) => void, reject: (error: Error) => void }>()
+  const listeners = new Map<string, Set<(payload: string) => void>>()
+  let nextId = 1
+  let stopped: Error | undefined
+
+  const stop = (error: Error) => {
+    stopped ??= error
+    for (const { reject } of pending.values()) reject(closedError())
+    pending.clear()
+  }
+
+  const ready = new Promise<void>((resolve, reject) => {
+    worker.on('message', (message: Response) => {
+      if ('ready' in message) return resolve()
+      if ('notify' in message) {
+        for (const listener of listeners.get(message.notify) ?? []) listener(message.payload)
+        return
+      }
+      const waiter = pending.get(message.id)
+      if (!waiter) return
+      pending.delete(message.id)
+      if ('error' in message) waiter.reject(Object.assign(new Error(message.error.message), message.error))
+      else waiter.resolve(message.result)
+    })
+    worker.on('error', (error) => { stop(error); reject(error) })
+    worker.on('exit', (code) => {
+      const error = new Error(`the embedded database thread exited (code ${code})`)
+      stop(error)
+      reject(error)
+    })
+  })
+  await ready
+
+  const call = <T>(request: WithoutId<Request>): Promise<T> => {
+    if (stopped) return Promise.reject(closedError())
+    const id = nextId++
+    return new Promise<T>((resolve, reject) => {
+      pending.set(id, { resolve: resolve as (value: unknown) => void, reject })
+      worker.postMessage({ ...request, id })
+    })
+  }
+  const sqlIn = (tx?: number): Sql => ({
+    query: (s, values) => call({ op: 'query', text: s.text, values, ...(tx !== undefined && { tx }) }),
+  })
+
+  return {
+    kind: 'embedded',
+    ...sqlIn(),
+    async transaction (work) {
+      const tx = await call<number>({ op: 'begin' })
+      let result
+      try {
+        result = await work(sqlIn(tx))
+      } catch (error) {
+        await call({ op: 'end', tx, commit: false }).catch(() => {})
+        throw error
+      }
+      await call({ op: 'end', tx, commit: true })
+      return result
+    },
+    async ping () { await call({ op: 'query', text: 'select 1' }) },
+    async migrate () { await call({ op: 'migrate' }) },
+    // In one process PGlite delivers its own NOTIFYs, and there is no connection to lose.
+    async listen (channel, handlers) {
+      let set = listeners.get(channel)
+      if (!set) {
+        listeners.set(channel, set = new Set())
+        await call({ op: 'listen', channel })
+      }
+      const listener = handlers.message.bind(handlers)
+      set.add(listener)
+      return async () => { set.delete(listener) }
+    },
+    async close () {
+      if (stopped) return
+      try {
+        await call({ op: 'close' })
+      } finally {
+        stop(closedError())
+        await worker.terminate()
+      }
+    },
+  }
+}

@@ -1,0 +1,59 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { Database } from '../db/client.js'
+import { CHANGES_CHANNEL, parseNotice, type Notice } from './notices.js'
+
+export interface NoticeListener {
+  notice (notice: Notice): void
+  /** Notices may be missed from now on (the LISTEN connection is gone): trust no cache built on them. */
+  lost (): void
+  /** Listening again; what was sent meanwhile is gone, so catch up from the data. */
+  restored (): void
+}
+
+/**
+ * The process's one LISTEN on the changes channel, from start to close, shared by whoever needs to
+ * hear other processes: the event streams (a user's log grew, a session ended) and the cache of
+ * known users (an account was deleted).
+ */
+export function noticeFeed (database: Database, log: FastifyBaseLogger) {
+  const listeners = new Set<NoticeListener>()
+  let live = false
+  let stop: (() => Promise<void>) | undefined
+
+  return {
+    /** True while notices are arriving: a cache may rely on hearing of a change only then. */
+    get live (): boolean { return live },
+
+    subscribe (listener: NoticeListener): () => void {
+      listeners.add(listener)
+      return () => { listeners.delete(listener) }
+    },
+
+    async start (): Promise<void> {
+      stop = await database.listen(CHANGES_CHANNEL, {
+        message (payload) {
+          const notice = parseNotice(payload)
+          if (notice) for (const l of listeners) l.notice(notice)
+        },
+        lost () {
+          live = false
+          for (const l of listeners) l.lost()
+        },
+        restored () {
+          live = true
+          log.info('LISTEN connection restored; streams catch up from the change log')
+          for (const l of listeners) l.restored()
+        },
+      })
+      live = true
+    },
+
+    async close (): Promise<void> {
+      live = false
+      await stop?.()
+      stop = undefined
+    },
+  }
+}
+
+export type NoticeFeed = ReturnType<typeof noticeFeed>
