@@ -166,13 +166,13 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
 
   const users = userQueries(database)
   const sessions = sessionQueries(database, keys)
-  const tasks = taskQueries(database)
+  // The process's one LISTEN: other processes' changes, deletions and revocations reach it.
+  const feed = noticeFeed(database, app.log)
+  const tasks = taskQueries(database, feed.announce)
   const sync = syncQueries(database)
   const limits = rateLimitQueries(database)
   const cursors = syncCursors(keys.secret, config.syncRetentionDays * 86_400_000)
 
-  // The process's one LISTEN: other processes' changes, deletions and revocations reach it.
-  const feed = noticeFeed(database, app.log)
   const cache = userCache(feed)
   const hub = eventHub({ database, feed, log: sync, logger: app.log, maxStreamsPerUser: config.eventStreamsPerUser })
   app.addHook('onReady', async () => { await feed.start() })

@@ -2,7 +2,7 @@ import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres'
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator'
 import pg from 'pg'
 import type { Sql, Statement } from './sql.js'
-import { migrationsFolder, typeParsers } from './shared.js'
+import { migrationsFolder, NOTIFY_EACH, typeParsers } from './shared.js'
 
 export { openEmbedded } from './embedded.js'
 
@@ -29,6 +29,11 @@ export interface Database extends Sql {
    * embedded database is one process with no connection to lose: `lost` never fires there.
    */
   listen (channel: string, handlers: ListenHandlers): Promise<() => Promise<void>>
+  /**
+   * NOTIFY `channel` once per payload, in a transaction of its own. Never inside a write: a NOTIFY
+   * serializes every notifying commit database-wide through its WAL flush (migration 0007).
+   */
+  notify (channel: string, payloads: string[]): Promise<void>
   close (): Promise<void>
   /** The connection pool's state, for metrics; absent on the embedded database, which has none. */
   poolStats? (): PoolStats
@@ -114,6 +119,7 @@ export async function openPostgres (options: PostgresOptions): Promise<Database>
   pool.on('error', (error) => {
     log?.warn({ code: (error as { code?: string }).code, message: error.message }, 'idle database connection lost')
   })
+  const listeners = new Set<Listener>()
   const run = async <R>(client: pg.Pool | pg.PoolClient, s: Statement, values?: readonly unknown[]): Promise<R[]> => {
     const result = await client.query({ ...(prepared && { name: s.name }), text: s.text, values: values as unknown[] })
     return result.rows as R[]
@@ -156,8 +162,18 @@ export async function openPostgres (options: PostgresOptions): Promise<Database>
         await client.end()
       }
     },
-    listen (channel, handlers) {
-      return listenPostgres({ url: directUrl ?? url, channel, handlers, log })
+    async listen (channel, handlers) {
+      const listener = await listenPostgres({ url: directUrl ?? url, channel, handlers, log })
+      listeners.add(listener)
+      return async () => {
+        listeners.delete(listener)
+        await listener.stop()
+      }
+    },
+    async notify (channel, payloads) {
+      // On a LISTEN connection when there is one: it is idle, so a request never waits behind this.
+      const client = [...listeners].map((l) => l.client()).find((c) => c !== undefined)
+      await (client ?? pool).query(NOTIFY_EACH, [channel, payloads])
     },
     async close () { if (!pool.ended) await pool.end() },
     poolStats: () => ({
@@ -183,7 +199,13 @@ interface ListenOptions {
  * One dedicated connection that LISTENs, replaced whenever it is lost (server restart,
  * pg_terminate_backend, network), retrying with a backoff of up to 2 s.
  */
-async function listenPostgres ({ url, channel, handlers, log }: ListenOptions): Promise<() => Promise<void>> {
+interface Listener {
+  /** The connection, while it is up. */
+  client (): pg.Client | undefined
+  stop (): Promise<void>
+}
+
+async function listenPostgres ({ url, channel, handlers, log }: ListenOptions): Promise<Listener> {
   let client: pg.Client | undefined
   let stopped = false
   let retryDelay = 100
@@ -225,9 +247,12 @@ async function listenPostgres ({ url, channel, handlers, log }: ListenOptions): 
   }
 
   await connect()
-  return async () => {
-    stopped = true
-    clearTimeout(timer)
-    await client?.end().catch(() => {})
+  return {
+    client: () => client,
+    async stop () {
+      stopped = true
+      clearTimeout(timer)
+      await client?.end().catch(() => {})
+    },
   }
 }

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads'
 import type { Database } from './client.js'
+import { NOTIFY_EACH } from './shared.js'
 import type { Sql } from './sql.js'
 
 /** What the HTTP thread asks of the database thread (embedded-worker.ts). */
@@ -119,6 +120,9 @@ export async function openEmbedded (dataDir: string | undefined): Promise<Databa
       const listener = handlers.message.bind(handlers)
       set.add(listener)
       return async () => { set.delete(listener) }
+    },
+    async notify (channel, payloads) {
+      await call({ op: 'query', text: NOTIFY_EACH, values: [channel, payloads] })
     },
     async close () {
       if (stopped) return

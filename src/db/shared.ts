@@ -6,6 +6,9 @@ import { timeFromPostgres } from './timestamps.js'
 // Resolves to <root>/src/db/migrations from both src/db (tsx) and dist/db (built).
 export const migrationsFolder = fileURLToPath(new URL('../../src/db/migrations', import.meta.url))
 
+/** NOTIFY $1 once for each payload in $2. */
+export const NOTIFY_EACH = 'select pg_notify($1, payload) from unnest($2::text[]) as payload'
+
 const TIMESTAMPTZ = 1184
 const INT8 = 20
 

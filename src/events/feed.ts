@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Database } from '../db/client.js'
-import { CHANGES_CHANNEL, parseNotice, type Notice } from './notices.js'
+import { changedNotice, CHANGES_CHANNEL, parseNotice, type Notice } from './notices.js'
 
 export interface NoticeListener {
   notice (notice: Notice): void
@@ -19,10 +19,35 @@ export function noticeFeed (database: Database, log: FastifyBaseLogger) {
   const listeners = new Set<NoticeListener>()
   let live = false
   let stop: (() => Promise<void>) | undefined
+  const changed = new Set<string>()
+  let flushing = false
+
+  /** One NOTIFY statement for every user announced in this turn of the event loop. */
+  const flush = () => {
+    flushing = false
+    const payloads = [...changed].map(changedNotice)
+    changed.clear()
+    database.notify(CHANGES_CHANNEL, payloads).catch((error: Error) => {
+      // Streams notice the change anyway within their poll (hub.ts); nothing is lost.
+      log.warn({ message: error.message }, 'could not announce task changes')
+    })
+  }
 
   return {
     /** True while notices are arriving: a cache may rely on hearing of a change only then. */
     get live (): boolean { return live },
+
+    /**
+     * Tells every process that `userId`'s change log grew. Called after the write commits; a NOTIFY
+     * inside the write would serialize all writers (migration 0007).
+     */
+    announce (userId: string): void {
+      changed.add(userId)
+      if (!flushing) {
+        flushing = true
+        setImmediate(flush)
+      }
+    },
 
     subscribe (listener: NoticeListener): () => void {
       listeners.add(listener)

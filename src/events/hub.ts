@@ -8,7 +8,7 @@ import type { ChangeStream, EndReason } from './stream.js'
 /** Changes read from the log at once; a longer backlog is read page after page. */
 export const PAGE = 500
 
-const EXISTING_USERS = statement('select id from users where id = any($1::uuid[])')
+const LOG_HEADS = statement('select id, change_seq as "changeSeq" from users where id = any($1::uuid[])')
 
 /** What the hub needs of the log: `sync` queries, or a test's stand-in that controls their timing. */
 export type LogReader = Pick<SyncQueries, 'changesAfter' | 'resolve'>
@@ -63,6 +63,12 @@ class UserReader {
     }
   }
 
+  /** Whether some stream has not been sent everything up to `seq`. */
+  isBehind (seq: number): boolean {
+    for (const stream of this.streams) if (stream.lastSeq < seq) return true
+    return false
+  }
+
   endAll (reason: EndReason, sessionId?: string): void {
     for (const stream of this.streams) if (sessionId === undefined || stream.sessionId === sessionId) stream.end(reason)
   }
@@ -75,31 +81,39 @@ export interface EventHubOptions {
   logger: FastifyBaseLogger
   /** Streams one user may hold open at once in this process. */
   maxStreamsPerUser: number
+  /** How often every user with a stream is checked against the log, for changes no notice announced. */
+  pollMs?: number
 }
 
 /**
  * Routes notices to the open streams of their user: a change wakes the user's reader; a deleted
- * account, an ended session or all sessions revoked end the streams concerned. After a lost LISTEN
- * connection comes back, one query finds which users still exist and every reader catches up.
+ * account, an ended session or all sessions revoked end the streams concerned.
+ *
+ * Notices can be missed (a lost LISTEN connection; a change made by hand, which no process
+ * announces), so every `pollMs`, and at once when a lost connection comes back, one query reads the
+ * log position of every user with a stream here: readers behind it catch up, and the streams of
+ * users who are gone end.
  */
-export function eventHub ({ database, feed, log, logger, maxStreamsPerUser }: EventHubOptions) {
+export function eventHub ({ database, feed, log, logger, maxStreamsPerUser, pollMs = 5_000 }: EventHubOptions) {
   const readers = new Map<string, UserReader>()
   let closing = false
 
-  async function recheckAll (): Promise<void> {
+  async function checkAll (): Promise<void> {
     const userIds = [...readers.keys()]
     if (userIds.length === 0) return
     try {
-      const existing = new Set((await database.query<{ id: string }>(EXISTING_USERS, [userIds])).map((r) => r.id))
+      const heads = new Map((await database.query<{ id: string, changeSeq: number }>(LOG_HEADS, [userIds])).map((r) => [r.id, r.changeSeq]))
       for (const [userId, reader] of readers) {
-        if (existing.has(userId)) reader.wake()
-        else reader.endAll('deleted')
+        const head = heads.get(userId)
+        if (head === undefined) reader.endAll('deleted')
+        else if (reader.isBehind(head)) reader.wake()
       }
     } catch (error) {
-      logger.warn({ message: (error as Error).message }, 'could not check the users of open event streams; retrying')
-      setTimeout(() => void recheckAll(), 1_000).unref()
+      logger.warn({ message: (error as Error).message }, 'could not check the change log of open event streams; retrying')
     }
   }
+  const poll = setInterval(() => void checkAll(), pollMs)
+  poll.unref()
 
   const unsubscribe = feed.subscribe({
     notice (notice) {
@@ -110,7 +124,7 @@ export function eventHub ({ database, feed, log, logger, maxStreamsPerUser }: Ev
       else reader.endAll(notice.sessionId === undefined ? 'revoked' : 'logout', notice.sessionId)
     },
     lost () {},
-    restored () { void recheckAll() },
+    restored () { void checkAll() },
   })
 
   return {
@@ -150,6 +164,7 @@ export function eventHub ({ database, feed, log, logger, maxStreamsPerUser }: Ev
     /** Ends every stream (before the server closes, or it would wait for them). */
     close (): void {
       closing = true
+      clearInterval(poll)
       unsubscribe()
       for (const reader of [...readers.values()]) reader.endAll('shutdown')
       readers.clear()

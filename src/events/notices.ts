@@ -1,17 +1,20 @@
 /**
  * What travels on the one NOTIFY channel every process LISTENs to. Payloads start with the user's id,
- * so a process wakes only that user's streams: `<userId>:<seq>` (the triggers of migration 0005:
- * the user's change log reached seq), `<userId>:deleted` (the account is gone), and the session
- * notices below, sent in the transaction that revokes.
+ * so a process wakes only that user's streams: `<userId>:changed` (the user's change log grew; sent
+ * after the write commits, see feed.ts), `<userId>:deleted` (the account is gone, sent by a trigger),
+ * and the session notices below, sent in the transaction that revokes. `<userId>:<seq>` is what the
+ * triggers sent before migration 0007, still understood.
  */
 export const CHANGES_CHANNEL = 'taskbase_changes'
+
+export const changedNotice = (userId: string) => `${userId}:changed`
 
 /** Every session of the user ended (password change, refresh-token reuse); with `sessionId`, that one (logout). */
 export const sessionsNotice = (userId: string, sessionId?: string) =>
   sessionId === undefined ? `${userId}:sessions` : `${userId}:session:${sessionId}`
 
 export type Notice =
-  | { userId: string, kind: 'change', seq: number }
+  | { userId: string, kind: 'change' }
   | { userId: string, kind: 'deleted' }
   | { userId: string, kind: 'sessions', sessionId?: string }
 
@@ -22,6 +25,6 @@ export function parseNotice (payload: string): Notice | undefined {
   if (what === 'deleted') return { userId, kind: 'deleted' }
   if (what === 'sessions') return { userId, kind: 'sessions' }
   if (what === 'session' && sessionId) return { userId, kind: 'sessions', sessionId }
-  const seq = Number(what)
-  return Number.isSafeInteger(seq) ? { userId, kind: 'change', seq } : undefined
+  if (what === 'changed' || /^[0-9]+$/.test(what)) return { userId, kind: 'change' }
+  return undefined
 }

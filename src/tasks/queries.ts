@@ -104,7 +104,12 @@ function insertValues (userId: string, input: CreateTaskBody): unknown[] {
     input.dueAt ? toStoredTime(input.dueAt) : null, tags, tagKeys]
 }
 
-export function taskQueries (db: Database) {
+/**
+ * The task statements. `changed(userId)` runs after each write that committed: the change log is
+ * written by triggers in the write itself, and this tells event streams to read it (feed.ts).
+ */
+export function taskQueries (db: Database, changed: (userId: string) => void = () => {}) {
+
   /** Tells a stale `If-Match` (412) from a task that is not the user's (404). */
   async function staleOrMissing (userId: string, taskId: string): Promise<{ status: 'stale' } | { status: 'missing' }> {
     const found = await queryOne(db, EXISTS, [userId, taskId])
@@ -115,15 +120,19 @@ export function taskQueries (db: Database) {
     (await queryOne<Task>(sql, INSERT, insertValues(userId, input)))!
 
   return {
-    create: (userId: string, input: CreateTaskBody) => create(db, userId, input),
+    async create (userId: string, input: CreateTaskBody): Promise<Task> {
+      const task = await create(db, userId, input)
+      changed(userId)
+      return task
+    },
 
     /**
      * Creates once per (user, key): a retry with the same body gets the first answer back, the
      * same key with another body is a conflict. Racing requests with one key serialize on the key's
      * primary key: the second waits for the first to commit, then replays its answer.
      */
-    createIdempotent (userId: string, key: string, requestHash: string, input: CreateTaskBody): Promise<IdempotentCreate> {
-      return db.transaction(async (tx) => {
+    async createIdempotent (userId: string, key: string, requestHash: string, input: CreateTaskBody): Promise<IdempotentCreate> {
+      const result = await db.transaction(async (tx): Promise<IdempotentCreate> => {
         // A key older than 24 hours is taken over as if it were new.
         const claimed = await queryOne(tx, CLAIM_IDEMPOTENCY_KEY, [userId, key, requestHash])
         if (!claimed) {
@@ -135,6 +144,8 @@ export function taskQueries (db: Database) {
         await tx.query(STORE_IDEMPOTENT_ANSWER, [userId, key, 201, JSON.stringify(body)])
         return { status: 'created', responseStatus: 201, body } as const
       })
+      if (result.status === 'created') changed(userId)
+      return result
     },
 
     find: (userId: string, taskId: string): Promise<Task | undefined> => queryOne<Task>(db, FIND, [userId, taskId]),
@@ -197,17 +208,25 @@ export function taskQueries (db: Database) {
       // If-Match, the second re-checks the version after the first commits, and fails.
       const task = await queryOne<Task>(db, statement(`update tasks t set ${set.join(', ')}, version = t.version + 1, ` +
         `updated_at = now() where ${where.join(' and ')} returning ${TASK_COLUMNS}`), values)
-      return task ? { status: 'ok', value: task } : staleOrMissing(userId, taskId)
+      if (!task) return staleOrMissing(userId, taskId)
+      changed(userId)
+      return { status: 'ok', value: task }
     },
 
     /** Flips `completed` (and sets or clears `completedAt`) in one statement. */
-    toggle: (userId: string, taskId: string): Promise<Task | undefined> => queryOne<Task>(db, TOGGLE, [userId, taskId]),
+    async toggle (userId: string, taskId: string): Promise<Task | undefined> {
+      const task = await queryOne<Task>(db, TOGGLE, [userId, taskId])
+      if (task) changed(userId)
+      return task
+    },
 
     async delete (userId: string, taskId: string, ifVersions?: IfVersions): Promise<ConditionalResult<true>> {
       const deleted = ifVersions === undefined
         ? await queryOne(db, DELETE, [userId, taskId])
         : await queryOne(db, DELETE_IF_VERSION, [userId, taskId, ifVersions])
-      return deleted ? { status: 'ok', value: true } : staleOrMissing(userId, taskId)
+      if (!deleted) return staleOrMissing(userId, taskId)
+      changed(userId)
+      return { status: 'ok', value: true }
     },
 
     /** Drops idempotency keys past their 24 hours. Run from a timer, never inside a request. */
