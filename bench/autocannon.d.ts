@@ -1,5 +1,5 @@
 // autocannon ships no types and @types/autocannon is not a dependency: this declares the part of
-// its API (README, "API" and "Results") that bench/run.ts uses.
+// its API (README, "API", "Results" and "Events") that bench/node-load.ts uses.
 declare module 'autocannon' {
   export interface Request {
     method?: string
@@ -53,6 +53,8 @@ declare module 'autocannon' {
 
   export interface Instance extends PromiseLike<Result> {
     stop (): void
+    /** Every answer, whatever its status; `client` is the connection's own object; milliseconds. */
+    on (event: 'response', listener: (client: object, statusCode: number, resBytes: number, responseTime: number) => void): this
   }
 
   function autocannon (options: Options): Instance

@@ -1,191 +1,50 @@
 /**
- * Load benchmark of the task API: the real server in a child process, seeded through the HTTP API,
- * then one autocannon run per scenario. Prints requests per second and latency percentiles.
+ * Load benchmark of the task API: the real server in a child process, seeded through the HTTP API with
+ * many users, then closed-loop runs (list, read, create, mixed) at each BENCH_CONNECTIONS and a paced run
+ * of BENCH_PACED_USERS users who think 0.5-1.5 s between requests. Every request is a random user's, on
+ * one of that user's own tasks. Prints a markdown table; BENCH_OUT also gets it as JSON.
  *
- *   npm run bench                                  # embedded database (PGlite) in a fresh temp dir
- *   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench
- *   BENCH_DURATION=5 BENCH_CONNECTIONS=50 npm run bench
- *   BENCH_COUNT_API_LIMIT=1 ...     # count API requests per user as in production (limits are off otherwise)
+ *   npm run bench:api                               # embedded database (PGlite) in a fresh temp dir
+ *   BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:api
+ *   BENCH_DURATION=3 BENCH_USERS=20 BENCH_TASKS=10 BENCH_PACED_USERS=100 npm run bench:api   # a quick look
+ *   BENCH_SCENARIOS=read,paced BENCH_CONNECTIONS=64 BENCH_SERVER_ENV='WORKERS=2' BENCH_OUT=bench.json ...
+ *   BENCH_GENERATOR=autocannon ...                  # instead of wrk, which is used when it is on PATH
+ *   BENCH_API_LIMIT=off ...                         # the per-user API limit off instead of counting
  *
- * With BENCH_DATABASE_URL the server runs on a throwaway database `taskbase_bench_<random>` created
- * on that server and dropped at the end. Everything listens on and connects to the loopback only.
+ * With BENCH_DATABASE_URL the server runs on a throwaway database `taskbase_bench_<random>` created on
+ * that server and dropped at the end. Everything listens on and connects to the loopback only. 1,000
+ * connections need as many file descriptors in the server and in the generator: see `openFileWarning`.
  */
 import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import autocannon, { type Options, type Result } from 'autocannon'
-import {
-  call, createThrowawayDatabase, expectStatus, inParallel, LOOPBACK, PASSWORD, startServer, stopServer, tail,
-} from './lib.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { createThrowawayDatabase, startServer, stopServer, tail } from './lib.js'
+import { runNodeLoad } from './node-load.js'
+import { printReport, writeReport, type Report, type RunResult } from './results.js'
+import { REQUESTS, requestFor, SCENARIOS, type RequestKind, type Scenario, type SeededUser } from './scenarios.js'
+import { seedUsers } from './seed.js'
+import { describeServerEnv, readSettings, type Settings } from './settings.js'
+import { runWrk, WRK_THREADS, writeUsersFile } from './wrk.js'
 
-const SEEDED_TASKS = 2_000
-const OTHER_USERS = 2
-const TASKS_PER_OTHER_USER = 100
-/** Parallel requests while seeding: enough to be quick, few enough not to queue on PGlite. */
-const SEED_CONCURRENCY = 16
-const PRIORITIES = ['none', 'low', 'medium', 'high'] as const
+/** Runs `scenario` with `connections` for `durationSeconds` and measures it. */
+type Load = (scenario: Scenario, connections: number, durationSeconds: number) => Promise<RunResult>
 
-interface Settings {
-  durationSeconds: number
-  connections: number
-  /** Admin URL of a server PostgreSQL; undefined means the embedded database. */
-  databaseUrl: string | undefined
-}
+interface PlannedRun { scenario: Scenario, connections: number }
 
-function readSettings (env: NodeJS.ProcessEnv): Settings {
-  const problems: string[] = []
-  const integer = (name: string, fallback: number, min: number, max: number): number => {
-    const raw = env[name]
-    if (raw === undefined || raw === '') return fallback
-    const value = Number(raw)
-    if (!Number.isInteger(value) || value < min || value > max) {
-      problems.push(`${name} must be a whole number from ${min} to ${max}, got "${raw}"`)
-      return fallback
-    }
-    return value
-  }
-  const durationSeconds = integer('BENCH_DURATION', 10, 1, 120)
-  const connections = integer('BENCH_CONNECTIONS', 20, 1, 500)
-  const databaseUrl = env.BENCH_DATABASE_URL || undefined
-  if (databaseUrl !== undefined) {
-    let url: URL | undefined
-    try { url = new URL(databaseUrl) } catch { /* reported below */ }
-    // Never echo the URL: it may hold a password.
-    if (!url || !/^postgres(ql)?:$/.test(url.protocol)) {
-      problems.push('BENCH_DATABASE_URL must be a postgres:// or postgresql:// URL')
-    } else if (!LOOPBACK.has(url.hostname) || url.searchParams.has('host')) {
-      // The benchmark creates and drops a database there and loads it hard: loopback only.
-      problems.push('BENCH_DATABASE_URL must point at 127.0.0.1, localhost or [::1]')
-    }
-  }
-  if (problems.length > 0) throw new Error(`Invalid benchmark settings:\n- ${problems.join('\n- ')}`)
-  return { durationSeconds, connections, databaseUrl }
-}
-
-const VERBS = ['Write', 'Review', 'Call', 'Email', 'Fix', 'Plan', 'Book', 'Pay', 'Clean', 'Read']
-const NOUNS = ['report', 'invoice', 'dentist', 'landlord', 'roadmap', 'budget', 'flight', 'garden', 'slides', 'contract', 'newsletter']
-const TAGS = ['Work', 'home', 'urgent', 'errand', 'reading', 'health']
-const DAY_MS = 24 * 60 * 60 * 1000
-
-/** Task number `i`: varied priority, 0-3 tags, a due date within ±120 days on four tasks in five. */
-function seedTask (i: number, now: number) {
-  const tags = TAGS.filter((_, t) => (i + t) % (t + 2) === 0)
-  return {
-    title: `${VERBS[i % VERBS.length]} ${NOUNS[(i * 7) % NOUNS.length]} ${i}`,
-    ...(i % 3 !== 0 && { description: `Remember the ${NOUNS[(i * 3) % NOUNS.length]} before the ${NOUNS[(i * 5) % NOUNS.length]}.` }),
-    priority: PRIORITIES[(i * 7 + (i >> 3)) % PRIORITIES.length],
-    tags,
-    ...(i % 5 !== 0 && { dueAt: new Date(now + (((i * 37) % 240) - 120) * DAY_MS + (i % 1440) * 60_000).toISOString() }),
-  }
-}
-
-interface Account { token: string, taskIds: string[] }
-
-async function register (baseUrl: string, label: string): Promise<Account> {
-  const email = `bench-${label}-${randomBytes(4).toString('hex')}@example.com`
-  const res = await call(baseUrl, 'POST', '/api/v1/auth/register', undefined, { email, password: PASSWORD, name: label })
-  expectStatus(res, 201, `registering ${label}`)
-  return { token: res.body.accessToken, taskIds: [] }
-}
-
-async function seedTasks (baseUrl: string, account: Account, count: number): Promise<void> {
-  const now = Date.now()
-  const indexes = Array.from({ length: count }, (_, i) => i)
-  account.taskIds = await inParallel(indexes, SEED_CONCURRENCY, async (i) => {
-    const res = await call(baseUrl, 'POST', '/api/v1/tasks', account.token, seedTask(i, now))
-    expectStatus(res, 201, `creating task ${i}`)
-    return res.body.id as string
-  })
-}
-
-interface Scenario {
-  name: string
-  request: NonNullable<Options['requests']>[number]
-}
-
-function scenarios (account: Account): Scenario[] {
-  const ids = account.taskIds
-  const randomId = () => ids[Math.floor(Math.random() * ids.length)]!
-  let patches = 0
-  const json = { 'content-type': 'application/json' }
-  // Reads first: the POST scenario adds thousands of tasks to this user's list.
-  return [
-    { name: 'GET /tasks?limit=20', request: { method: 'GET', path: '/api/v1/tasks?limit=20' } },
-    { name: 'GET /tasks?tag=work&sort=dueAt', request: { method: 'GET', path: '/api/v1/tasks?tag=work&sort=dueAt' } },
-    {
-      name: 'GET /tasks/:id',
-      request: { method: 'GET', setupRequest: (req) => ({ ...req, path: `/api/v1/tasks/${randomId()}` }) },
-    },
-    {
-      name: 'POST /tasks',
-      request: {
-        method: 'POST',
-        path: '/api/v1/tasks',
-        headers: json,
-        body: JSON.stringify({ title: 'Benchmark task', description: 'Created under load', priority: 'medium', tags: ['bench'] }),
-      },
-    },
-    {
-      name: 'PATCH /tasks/:id',
-      request: {
-        method: 'PATCH',
-        headers: json,
-        setupRequest: (req) => ({
-          ...req,
-          path: `/api/v1/tasks/${randomId()}`,
-          body: JSON.stringify({ priority: PRIORITIES[patches++ % PRIORITIES.length] }),
-        }),
-      },
-    },
-  ]
-}
-
-/** One request of the scenario outside the load: a 4xx here would make the numbers meaningless. */
-async function smokeTest (baseUrl: string, token: string, { name, request }: Scenario): Promise<void> {
-  const { path, method = 'GET', body } = request.setupRequest ? request.setupRequest({ ...request }, {}) : request
-  const res = await call(baseUrl, method, path!, token, body === undefined ? undefined : JSON.parse(body))
-  if (res.status < 200 || res.status > 299) throw new Error(`${name}: ${res.status} ${JSON.stringify(res.body)}`)
-}
-
-async function measure (baseUrl: string, token: string, { request }: Scenario, settings: Settings): Promise<Result> {
-  return autocannon({
-    url: baseUrl,
-    connections: settings.connections,
-    duration: settings.durationSeconds,
-    warmup: { connections: settings.connections, duration: 1 },
-    // setupRequest spreads the request it is given, so the authorization header stays.
-    requests: [{ ...request, headers: { ...request.headers, authorization: `Bearer ${token}` } }],
-  })
-}
-
-function printTable (rows: Array<{ name: string, result: Result }>): void {
-  const ms = (value: number) => value.toFixed(1)
-  const header = ['scenario', 'req/s', 'p50 ms', 'p97.5 ms', 'p99 ms', 'non-2xx', 'errors']
-  const body = rows.map(({ name, result }) => [
-    name,
-    Math.round(result.requests.average).toLocaleString('en-US'),
-    ms(result.latency.p50),
-    ms(result.latency.p97_5),
-    ms(result.latency.p99),
-    String(result.non2xx),
-    String(result.errors + result.timeouts),
-  ])
-  const widths = header.map((h, c) => Math.max(h.length, ...body.map((r) => r[c]!.length)))
-  const line = (cells: string[]) => `| ${cells.map((cell, c) => c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!)).join(' | ')} |`
-  console.log(line(header))
-  console.log(`|${widths.map((w, c) => c === 0 ? `-${'-'.repeat(w)}-` : `-${'-'.repeat(w)}:`).join('|')}|`)
-  for (const row of body) console.log(line(row))
-  for (const { name, result } of rows) {
-    if (result.non2xx > 0) {
-      const codes = Object.entries(result.statusCodeStats).map(([code, { count }]) => `${code}: ${count}`).join(', ')
-      console.log(`${name}: status codes ${codes}`)
-    }
-  }
-}
+/** Descriptors a process needs besides its connections: the database, logs, modules, the seeding client. */
+const SPARE_FILES = 256
 
 async function main (): Promise<void> {
   const settings = readSettings(process.env)
+  const loadAverageBefore = loadavg()
+  const warnings = [openFileWarning(Math.max(...plan(settings).map((run) => run.connections)))]
+    .filter((warning): warning is string => warning !== undefined)
+  for (const warning of warnings) console.error(`warning: ${warning}`)
+
+  const stopping = new AbortController()
   const cleanups: Array<() => Promise<void>> = []
   let cleaning: Promise<void> | undefined
   // Last in, first out: the server stops before its database is dropped and its dir removed.
@@ -196,7 +55,8 @@ async function main (): Promise<void> {
   })()
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
-      console.error(`${signal}: stopping the server and cleaning up`)
+      console.error(`${signal}: stopping the load, the server, and cleaning up`)
+      stopping.abort()
       void cleanUp().finally(() => process.exit(130))
     })
   }
@@ -205,57 +65,158 @@ async function main (): Promise<void> {
     const tmp = await mkdtemp(join(tmpdir(), 'taskbase-bench-'))
     cleanups.push(() => rm(tmp, { recursive: true, force: true }))
     const logPath = join(tmp, 'server.log')
-
-    let serverEnv: Record<string, string>
-    let databaseLabel: string
-    if (settings.databaseUrl === undefined) {
-      serverEnv = { DATA_DIR: join(tmp, 'data') }
-      databaseLabel = 'embedded PGlite (fresh temp DATA_DIR)'
-    } else {
-      const database = await createThrowawayDatabase(settings.databaseUrl)
-      cleanups.push(database.drop)
-      serverEnv = { DATABASE_URL: database.url, JWT_SECRET: randomBytes(36).toString('base64') } // 48 characters
-      databaseLabel = `PostgreSQL (throwaway database ${new URL(database.url).pathname.slice(1)})`
-    }
-
-    if (process.env.BENCH_COUNT_API_LIMIT === '1') {
-      // Count every API request against a limit too high to reach: measures what the per-user
-      // counter costs, without 429s.
-      serverEnv.RATE_LIMIT_API_PER_MINUTE = '1000000'
-      databaseLabel += ', API rate-limit counting on'
-    }
-    const server = await startServer(serverEnv, logPath)
+    const { env: databaseEnv, label: database } = await prepareDatabase(settings, tmp, cleanups)
+    const server = await startServer(serverEnvironment(settings, databaseEnv), logPath)
     cleanups.push(() => stopServer(server))
     try {
-      console.log(`taskbase bench: ${databaseLabel}, server pid ${server.child.pid} at ${server.baseUrl}`)
-      const seedStart = performance.now()
-      const [measured, ...others] = await inParallel(
-        ['main', ...Array.from({ length: OTHER_USERS }, (_, i) => `other${i + 1}`)], 4,
-        (label) => register(server.baseUrl, label))
-      await seedTasks(server.baseUrl, measured!, SEEDED_TASKS)
-      for (const other of others) await seedTasks(server.baseUrl, other, TASKS_PER_OTHER_USER)
-      console.log(`seeded ${1 + OTHER_USERS} users and ${SEEDED_TASKS + OTHER_USERS * TASKS_PER_OTHER_USER} tasks ` +
-        `(${SEEDED_TASKS} for the measured user) through the API in ${((performance.now() - seedStart) / 1000).toFixed(1)} s`)
-      console.log(`${settings.connections} connections, ${settings.durationSeconds} s per scenario after a 1 s warm-up; ` +
-        `Node ${process.version}, ${cpus().length} CPUs shared by server, database and load generator`)
-      // Other work on the machine skews every figure: say how busy it was.
-      console.log(`load average before: ${loadavg()[0]!.toFixed(2)}\n`)
+      console.error(`taskbase bench: ${database}, server pid ${server.child.pid} at ${server.baseUrl}, ` +
+        `${settings.generator}, ${settings.durationSeconds} s per run`)
+      const users = await seed(server.baseUrl, settings)
+      await smokeTest(server.baseUrl, users[0]!)
+      const load = await loadGenerator(settings, server.baseUrl, users, tmp, stopping.signal)
 
-      const rows: Array<{ name: string, result: Result }> = []
-      for (const scenario of scenarios(measured!)) {
-        await smokeTest(server.baseUrl, measured!.token, scenario)
-        process.stderr.write(`running ${scenario.name} ...\n`)
-        rows.push({ name: scenario.name, result: await measure(server.baseUrl, measured!.token, scenario, settings) })
+      const runs = await measure(settings, load, server.baseUrl, warnings, stopping.signal)
+      const report: Report = {
+        generator: settings.generator === 'wrk'
+          ? `wrk (${settings.wrkPath}, ${WRK_THREADS} threads, bench/wrk.lua)`
+          : 'autocannon (closed loops), bench/node-load.ts (paced)',
+        database,
+        serverEnv: describeServerEnv(settings.serverEnv),
+        nodeVersion: process.version,
+        cpus: cpus().length,
+        loadAverageBefore,
+        loadAverageAfter: loadavg(),
+        warnings,
+        runs,
       }
-      console.log(`\nload average after: ${loadavg()[0]!.toFixed(2)}`)
-      printTable(rows)
+      printReport(report)
+      if (settings.outPath) {
+        await writeReport(settings.outPath, report)
+        console.log(`JSON written to ${settings.outPath}`)
+      }
     } catch (error) {
-      console.error(`server output (last lines):\n${tail(logPath)}`)
+      if (!stopping.signal.aborted) console.error(`server output (last lines):\n${tail(logPath)}`)
       throw error
     }
   } finally {
     await cleanUp()
   }
+}
+
+/** A warm-up that every kind of request goes through, then every planned run, each on a settled server. */
+async function measure (settings: Settings, load: Load, baseUrl: string, warnings: string[], signal: AbortSignal): Promise<RunResult[]> {
+  const warmupConnections = settings.connections[0] ?? settings.pacedUsers
+  console.error(`warm-up: mixed at ${warmupConnections} connections for ${settings.warmupSeconds} s`)
+  await load(SCENARIOS.mixed, warmupConnections, settings.warmupSeconds)
+  const runs: RunResult[] = []
+  for (const { scenario, connections } of plan(settings)) {
+    if (!await settle(baseUrl, signal)) {
+      warnings.push(`the server was still busy with earlier requests when ${scenario.name} at ${connections} started`)
+    }
+    console.error(`running ${scenario.name} at ${connections} connections for ${settings.durationSeconds} s`)
+    runs.push(await load(scenario, connections, settings.durationSeconds))
+  }
+  return runs
+}
+
+/** The runs in order: each closed-loop scenario at every BENCH_CONNECTIONS, paced once with its users. */
+function plan (settings: Settings): PlannedRun[] {
+  return settings.scenarios.flatMap((name) => {
+    const scenario = SCENARIOS[name]
+    if (scenario.thinkMs) return [{ scenario, connections: settings.pacedUsers }]
+    return settings.connections.map((connections) => ({ scenario, connections }))
+  })
+}
+
+/**
+ * Node raises its own soft limit to the hard one at start-up, and the server and wrk inherit it; a limit
+ * still too low here can only be raised in the shell (or by root), not from Node.
+ */
+function openFileWarning (connections: number): string | undefined {
+  let limits: string
+  try { limits = readFileSync('/proc/self/limits', 'utf8') } catch { return undefined } // not Linux
+  const soft = Number(/^Max open files\s+(\d+)/m.exec(limits)?.[1])
+  const needed = connections + SPARE_FILES
+  if (!Number.isFinite(soft) || soft >= needed) return undefined
+  return `the open-file limit is ${soft}, but ${connections} connections need about ${needed} descriptors in the ` +
+    'server and in the load generator: run `ulimit -n 65536` in this shell first (or raise the hard limit as root); ' +
+    'until then expect socket errors'
+}
+
+/** The server's database settings: a fresh DATA_DIR, or a throwaway database dropped at clean-up. */
+async function prepareDatabase (settings: Settings, tmp: string, cleanups: Array<() => Promise<void>>):
+  Promise<{ env: Record<string, string>, label: string }> {
+  if (settings.databaseUrl === undefined) {
+    return { env: { DATA_DIR: join(tmp, 'data') }, label: 'embedded PGlite (fresh temp DATA_DIR)' }
+  }
+  const database = await createThrowawayDatabase(settings.databaseUrl)
+  cleanups.push(database.drop)
+  return {
+    env: { DATABASE_URL: database.url, JWT_SECRET: randomBytes(36).toString('base64') }, // 48 characters
+    label: `PostgreSQL (throwaway database ${new URL(database.url).pathname.slice(1)})`,
+  }
+}
+
+function serverEnvironment (settings: Settings, databaseEnv: Record<string, string>): Record<string, string> {
+  return {
+    ...databaseEnv,
+    // The server's longest: tokens issued while seeding must outlast every run.
+    ACCESS_TOKEN_TTL_SECONDS: String(24 * 60 * 60),
+    // Seeding signs up hundreds of accounts from one address, and the load is one client.
+    RATE_LIMIT_AUTH_PER_MINUTE: '0',
+    RATE_LIMIT_LOGIN_FAILURES: '0',
+    // Far above any rate reached here: the limiter counts every request, as in production, and never refuses.
+    RATE_LIMIT_API_PER_MINUTE: settings.apiLimit ? '1000000' : '0',
+    ...settings.serverEnv,
+  }
+}
+
+async function seed (baseUrl: string, settings: Settings): Promise<SeededUser[]> {
+  const started = performance.now()
+  console.error(`seeding ${settings.users} users with ${settings.tasksPerUser} tasks each through the API`)
+  const users = await seedUsers(baseUrl, settings.users, settings.tasksPerUser)
+  console.error(`seeded in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+  return users
+}
+
+/** One request of each kind outside the load: a 4xx here would make every figure meaningless. */
+async function smokeTest (baseUrl: string, user: SeededUser): Promise<void> {
+  for (const kind of Object.keys(REQUESTS) as RequestKind[]) {
+    const { method, path, headers, body } = requestFor(kind, user)
+    const res = await fetch(`${baseUrl}${path}`, { method, headers, body })
+    const text = await res.text()
+    if (!res.ok) throw new Error(`${kind}: ${method} ${path} answered ${res.status} ${text}`)
+  }
+}
+
+async function loadGenerator (settings: Settings, baseUrl: string, users: SeededUser[], workDir: string,
+  signal: AbortSignal): Promise<Load> {
+  if (settings.generator === 'autocannon') {
+    return (scenario, connections, seconds) => runNodeLoad(baseUrl, users, scenario, connections, seconds, signal)
+  }
+  const target = { wrkPath: settings.wrkPath!, baseUrl, workDir }
+  await writeUsersFile(target, users)
+  return (scenario, connections, seconds) => runWrk(target, scenario, connections, seconds, signal)
+}
+
+/**
+ * Between runs: the requests a run left unanswered are still queued for the database, and would starve
+ * the next run. Waits until a readiness check (a database round trip, queued behind them) is quick again;
+ * false if it is not within a minute.
+ */
+async function settle (baseUrl: string, signal: AbortSignal): Promise<boolean> {
+  const deadline = Date.now() + 60_000
+  await sleep(1_000, undefined, { signal })
+  while (Date.now() < deadline) {
+    const started = performance.now()
+    try {
+      const res = await fetch(`${baseUrl}/readyz`, { signal: AbortSignal.timeout(10_000) })
+      await res.arrayBuffer()
+      if (res.ok && performance.now() - started < 50) return true
+    } catch { signal.throwIfAborted() }
+    await sleep(250, undefined, { signal })
+  }
+  return false
 }
 
 main().catch((error: unknown) => {
