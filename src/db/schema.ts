@@ -22,7 +22,11 @@ export const users = pgTable('users', {
   /** For users of an external identity provider: the token's `iss` and `sub` that identify them. */
   authIssuer: text('auth_issuer'),
   authSubject: text('auth_subject'),
-  /** The seq of the user's latest task change; bumped by the task triggers (see task_changes). */
+  /**
+   * The seq of the user's latest change. Every write to one of their tasks takes the next one, by
+   * `UPDATE users SET change_seq = change_seq + 1` in a trigger: the row lock orders one user's
+   * writes, so seqs are handed out in commit order, and a reader never passes one that commits later.
+   */
   changeSeq: bigint('change_seq', { mode: 'number' }).notNull().default(0),
   /** Sync cursors below this seq may have missed a pruned tombstone: they get a 410. */
   syncFloorSeq: bigint('sync_floor_seq', { mode: 'number' }).notNull().default(0),
@@ -72,7 +76,10 @@ export const tasks = pgTable('tasks', {
   createdAt: createdAt(),
   updatedAt: updatedAt(),
   version: integer('version').notNull().default(1),
+  /** The user's change seq of this task's latest write, stamped by a trigger (migration 0008): sync reads by it. */
+  seq: bigint('seq', { mode: 'number' }).notNull().default(0),
 }, (t) => [
+  index('tasks_user_seq_idx').on(t.userId, t.seq),
   // Keyset pagination: one index per sort, each ending in id, the tie-breaker; descending sorts
   // scan them backwards. Tasks without a due date sort last both ways, hence the two due indexes.
   index('tasks_user_created_idx').on(t.userId, t.createdAt, t.id),
@@ -106,22 +113,20 @@ export type Task = typeof tasks.$inferSelect
 export type Priority = (typeof taskPriority.enumValues)[number]
 
 /**
- * The per-user change log that sync and the event stream read. Rows are written by triggers on
- * tasks (migration 0004), in the writing transaction: seq comes from
- * `UPDATE users SET change_seq = change_seq + 1`, whose row lock orders one user's writes, so seq
- * is gap-free and in commit order per user. Each insert also sends
- * NOTIFY taskbase_changes '<userId>:<seq>'.
+ * Deleted tasks, for sync: a live row carries its own place in the change log (tasks.seq), a deleted
+ * one leaves this. Written by a trigger on tasks (migration 0008), in the deleting transaction, with
+ * the next seq of the user; kept SYNC_RETENTION_DAYS.
  */
-export const taskChanges = pgTable('task_changes', {
+export const tombstones = pgTable('tombstones', {
   userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
   seq: bigint('seq', { mode: 'number' }).notNull(),
-  taskId: uuid('task_id').notNull(),
-  op: text('op', { enum: ['upsert', 'delete'] }).notNull(),
-  at: time('at').notNull().defaultNow(),
+  /** What was deleted: 'task'. */
+  entity: text('entity').notNull(),
+  entityId: uuid('entity_id').notNull(),
+  deletedAt: time('deleted_at').notNull().defaultNow(),
 }, (t) => [
   primaryKey({ columns: [t.userId, t.seq] }),
-  index('task_changes_user_task_idx').on(t.userId, t.taskId, t.seq),
-  index('task_changes_at_idx').on(t.at),
+  index('tombstones_deleted_at_idx').on(t.deletedAt),
 ])
 
 /** Single-use tickets that let a browser's EventSource (which cannot send headers) open a stream. */

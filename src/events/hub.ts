@@ -11,7 +11,7 @@ export const PAGE = 500
 const LOG_HEADS = statement('select id, change_seq as "changeSeq" from users where id = any($1::uuid[])')
 
 /** What the hub needs of the log: `sync` queries, or a test's stand-in that controls their timing. */
-export type LogReader = Pick<SyncQueries, 'changesAfter' | 'resolve'>
+export type LogReader = Pick<SyncQueries, 'changesAfter'>
 
 /**
  * One user's open streams, and the one reader of that user's log that serves them all: a change
@@ -49,9 +49,8 @@ class UserReader {
         const from = Math.min(...behind.map((s) => s.lastSeq))
         const page = await this.log.changesAfter(this.userId, from, PAGE)
         if (page.length === 0) continue
-        const changes = await this.log.resolve(this.userId, page)
         const through = page.at(-1)!.seq
-        for (const stream of behind) stream.deliver(changes, through)
+        for (const stream of behind) stream.deliver(page, through)
         if (page.length === PAGE) this.again = true
       } while (this.again && this.streams.size > 0)
     } catch (error) {

@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { badRequest, Problem, ProblemType, unauthorized } from '../http/problem.js'
+import { Problem, ProblemType, unauthorized } from '../http/problem.js'
 import { errorResponses } from '../http/schemas.js'
 import type { SyncCursors } from '../sync/cursor.js'
 import type { SyncQueries } from '../sync/queries.js'
@@ -50,9 +50,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
     let fromSeq = log.changeSeq
     if (resumeFrom !== undefined) {
       const parameter = lastEventId !== undefined ? 'Last-Event-ID' : 'since'
-      const { position } = cursors.read(userId, resumeFrom, log.syncFloorSeq, parameter)
-      if (position.mode !== 'delta') throw badRequest('A first sync in progress cannot be streamed; finish it with /sync', [{ path: `query.${parameter}`, message: 'is a cursor of an unfinished full sync' }])
-      fromSeq = position.seq
+      fromSeq = cursors.read(userId, resumeFrom, log.syncFloorSeq, parameter).position.seq
     }
     // Checked and taken in one tick: two racing opens cannot both take the last place.
     if (!hub.hasRoomFor(userId)) throw tooManyStreams(hub.maxStreamsPerUser)

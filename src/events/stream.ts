@@ -81,7 +81,7 @@ export class ChangeStream {
       if (change.seq <= this.lastSeq) continue
       const json = toChangeJson(change)
       const data = json.op === 'upsert' ? json.task : { id: json.id, deletedAt: json.deletedAt }
-      const id = cursors.mint(userId, { mode: 'delta', seq: change.seq })
+      const id = cursors.mint(userId, { seq: change.seq })
       const flowing = this.write(`id: ${id}\nevent: task.${json.op}\ndata: ${JSON.stringify(data)}\n\n`)
       this.lastSeq = change.seq
       if (this.closed) return

@@ -1,13 +1,10 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { badRequest, Problem, ProblemType } from '../http/problem.js'
 
-/**
- * A position in one user's change log. `delta`: everything after `seq`. `full`: a first sync still
- * paging through the tasks (by id, after `afterId`) of the snapshot taken at `seq`.
- */
-export type SyncPosition =
-  | { mode: 'delta', seq: number }
-  | { mode: 'full', seq: number, afterId: string }
+/** A position in one user's change log: the client has everything up to `seq`. */
+export interface SyncPosition {
+  seq: number
+}
 
 interface Minted { position: SyncPosition, mintedAt: number }
 
@@ -21,9 +18,7 @@ export function syncCursors (secret: Uint8Array, retentionMs: number) {
 
   return {
     mint (userId: string, position: SyncPosition): string {
-      const fields = position.mode === 'delta'
-        ? ['d', position.seq, Date.now()]
-        : ['f', position.seq, Date.now(), position.afterId]
+      const fields = ['d', position.seq, Date.now()]
       const payload = Buffer.from(JSON.stringify(fields)).toString('base64url')
       return `${payload}.${mac(userId, payload).toString('base64url')}`
     },
@@ -41,8 +36,10 @@ export function syncCursors (secret: Uint8Array, retentionMs: number) {
       const expected = mac(userId, payload)
       const given = Buffer.from(signature, 'base64url')
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw invalid()
-      const [mode, seq, mintedAt, afterId] = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as [string, number, number, string?]
-      const position: SyncPosition = mode === 'f' ? { mode: 'full', seq, afterId: afterId! } : { mode: 'delta', seq }
+      const [mode, seq, mintedAt] = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as [string, number, number]
+      // 'f': a first sync paging by task id, from before the change log moved onto the rows
+      // (migration 0008). It cannot be continued as it was; starting over loses nothing.
+      const position: SyncPosition = { seq: mode === 'f' ? 0 : seq }
       if (Date.now() - mintedAt > retentionMs || seq < floorSeq) {
         throw new Problem(410, 'This sync cursor is older than the change log keeps; sync again from the start, without since',
           undefined, ProblemType.syncExpired)

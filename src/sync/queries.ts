@@ -5,13 +5,6 @@ import { queryOne, statement } from '../db/sql.js'
 import type { Task } from '../tasks/schemas.js'
 import { TASK_COLUMNS } from '../tasks/queries.js'
 
-export interface Change {
-  seq: number
-  taskId: string
-  op: 'upsert' | 'delete'
-  at: string
-}
-
 /** A change as clients receive it: the task's current state, or its tombstone. */
 export type ChangeOut =
   | { seq: number, op: 'upsert', task: Task }
@@ -20,26 +13,26 @@ export type ChangeOut =
 const hashTicket = (ticket: string) => createHash('sha256').update(ticket).digest('hex')
 
 const POSITION = statement('select change_seq as "changeSeq", sync_floor_seq as "syncFloorSeq" from users where id = $1')
-const CHANGES_AFTER = statement(`select seq, task_id as "taskId", op, at from task_changes
-  where user_id = $1 and seq > $2 order by seq limit $3`)
-const TASKS_BY_ID = statement(`select ${TASK_COLUMNS} from tasks t where t.user_id = $1 and t.id = any($2::uuid[])`)
-const TASKS_AFTER = statement(`select ${TASK_COLUMNS} from tasks t where t.user_id = $1 and ($2::uuid is null or t.id > $2)
-  order by t.id limit $3`)
+const LIVE_AFTER = `select t.seq, ${TASK_COLUMNS}, null::timestamptz as "deletedAt" from tasks t
+  where t.user_id = $1 and t.seq > $2 order by t.seq limit $3`
+/** The live tasks and the tombstones after $2, by seq: each task at most once, in its latest state. */
+const CHANGES_AFTER = statement(`(${LIVE_AFTER}) union all
+  (select d.seq, d.entity_id, null::text, null::text, null::boolean, null::timestamptz, null::task_priority,
+    null::timestamptz, null::text[], null::timestamptz, null::timestamptz, null::integer, d.deleted_at
+  from tombstones d where d.user_id = $1 and d.seq > $2 order by d.seq limit $3)
+  order by seq limit $3`)
+const LIVE_ONLY_AFTER = statement(LIVE_AFTER)
 /**
- * Drops what no valid cursor needs: tombstones and superseded changes older than the retention.
- * Each user's floor rises to their highest pruned tombstone, so a cursor from before it gets a 410
- * instead of silently missing a delete.
+ * Drops the tombstones older than the retention. Each user's floor rises to their highest pruned
+ * tombstone, so a cursor from before it gets a 410 instead of silently missing a delete.
  */
 const PRUNE = statement(`
   with pruned as (
-    delete from task_changes c
-    where c.at < now() - make_interval(secs => $1)
-      and (c.op = 'delete' or exists (
-        select 1 from task_changes n where n.user_id = c.user_id and n.task_id = c.task_id and n.seq > c.seq))
-    returning c.user_id, c.seq, c.op
+    delete from tombstones d where d.deleted_at < now() - make_interval(secs => $1)
+    returning d.user_id, d.seq
   ), floors as (
     update users u set sync_floor_seq = greatest(u.sync_floor_seq, f.seq)
-    from (select user_id, max(seq) as seq from pruned where op = 'delete' group by user_id) f
+    from (select user_id, max(seq) as seq from pruned group by user_id) f
     where u.id = f.user_id
     returning u.id
   )
@@ -56,38 +49,17 @@ export function syncQueries (db: Database) {
     position: (userId: string): Promise<{ changeSeq: number, syncFloorSeq: number } | undefined> =>
       queryOne(db, POSITION, [userId]),
 
-    /** Up to `limit` changes after `seq`, oldest first. */
-    changesAfter: (userId: string, seq: number, limit: number): Promise<Change[]> =>
-      db.query<Change>(CHANGES_AFTER, [userId, seq, limit]),
-
     /**
-     * Each task once, at the position of its last change, in its current state. An upsert of a task
-     * deleted since is left out: its tombstone comes later in the log.
+     * Up to `limit` changes after `seq`, oldest first: each task changed since, once, in its current
+     * state, and each one deleted since (unless `tombstones` is false: a first sync has nothing to delete).
      */
-    async resolve (userId: string, changes: Change[]): Promise<ChangeOut[]> {
-      const latest = new Map<string, Change>()
-      for (const change of changes) {
-        latest.delete(change.taskId) // re-inserted, so the map keeps last-change order
-        latest.set(change.taskId, change)
-      }
-      const upserted = [...latest.values()].filter((c) => c.op === 'upsert').map((c) => c.taskId)
-      const current = upserted.length === 0 ? [] : await db.query<Task>(TASKS_BY_ID, [userId, upserted])
-      const byId = new Map(current.map((t) => [t.id, t]))
-      const out: ChangeOut[] = []
-      for (const change of latest.values()) {
-        if (change.op === 'delete') {
-          out.push({ seq: change.seq, op: 'delete', id: change.taskId, deletedAt: change.at })
-        } else {
-          const task = byId.get(change.taskId)
-          if (task) out.push({ seq: change.seq, op: 'upsert', task })
-        }
-      }
-      return out
+    async changesAfter (userId: string, seq: number, limit: number, { tombstones = true } = {}): Promise<ChangeOut[]> {
+      const rows = await db.query<Task & { seq: number, deletedAt: string | null }>(
+        tombstones ? CHANGES_AFTER : LIVE_ONLY_AFTER, [userId, seq, limit])
+      return rows.map(({ seq, deletedAt, ...task }) => deletedAt === null
+        ? { seq, op: 'upsert', task }
+        : { seq, op: 'delete', id: task.id, deletedAt })
     },
-
-    /** A page of the user's current tasks by id, for a first sync. */
-    tasksAfter: (userId: string, afterId: string | undefined, limit: number): Promise<Task[]> =>
-      db.query<Task>(TASKS_AFTER, [userId, afterId ?? null, limit]),
 
     /** Runs from a timer, never in a request; returns how many changes went. */
     async prune (retentionDays: number): Promise<number> {

@@ -23,34 +23,16 @@ export const syncRoutes: FastifyPluginAsyncTypebox<SyncRoutesOptions> = async (a
   }, async (request) => {
     const { userId } = request
     const limit = request.query.limit ?? 500
+    // Read before the changes: every seq up to it has committed, so the page below sees them all.
     const log = await sync.position(userId)
     if (!log) throw unauthorized()
-    const position = request.query.since === undefined
-      ? { mode: 'full' as const, seq: log.changeSeq, afterId: undefined }
-      : cursors.read(userId, request.query.since, log.syncFloorSeq).position
-
-    if (position.mode === 'full') {
-      // The snapshot's seq was read before its tasks: a write committing meanwhile has a higher
-      // seq and is replayed by the delta that follows (an upsert twice is harmless).
-      const rows = await sync.tasksAfter(userId, position.afterId, limit + 1)
-      const page = rows.slice(0, limit)
-      const hasMore = rows.length > limit
-      return {
-        changes: page.map((task) => toChangeJson({ seq: 0, op: 'upsert', task })),
-        cursor: hasMore
-          ? cursors.mint(userId, { mode: 'full', seq: position.seq, afterId: page.at(-1)!.id })
-          : cursors.mint(userId, { mode: 'delta', seq: position.seq }),
-        hasMore,
-      }
-    }
-
-    const rows = await sync.changesAfter(userId, position.seq, limit + 1)
+    const { since } = request.query
+    const from = since === undefined ? 0 : cursors.read(userId, since, log.syncFloorSeq).position.seq
+    // A first sync has nothing to delete: it gets the live tasks only.
+    const rows = await sync.changesAfter(userId, from, limit + 1, { tombstones: since !== undefined })
     const page = rows.slice(0, limit)
-    const changes = await sync.resolve(userId, page)
-    return {
-      changes: changes.map(toChangeJson),
-      cursor: cursors.mint(userId, { mode: 'delta', seq: page.at(-1)?.seq ?? position.seq }),
-      hasMore: rows.length > limit,
-    }
+    const hasMore = rows.length > limit
+    const through = hasMore ? page.at(-1)!.seq : Math.max(page.at(-1)?.seq ?? from, log.changeSeq)
+    return { changes: page.map(toChangeJson), cursor: cursors.mint(userId, { seq: through }), hasMore }
   })
 }

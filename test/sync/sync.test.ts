@@ -11,8 +11,13 @@ describe.each(testDatabases)('GET /api/v1/sync on $name', (target) => {
   beforeAll(async () => { t = await buildTestApp(target) })
   afterAll(() => t.close())
 
-  const changeLog = (userId: string) => t.database.query<{ seq: number, op: string }>(
-    statement('select seq, op from task_changes where user_id = $1 order by seq'), [userId])
+  /** The user's place in the change log, and what holds it: live tasks' seqs and tombstones. */
+  const changeLog = async (userId: string) => {
+    const [user] = await t.database.query<{ changeSeq: number }>(statement('select change_seq as "changeSeq" from users where id = $1'), [userId])
+    const rows = await t.database.query<{ seq: number, op: string }>(statement(`select seq, 'upsert' as op from tasks where user_id = $1
+      union all select seq, 'delete' from tombstones where user_id = $1 order by seq`), [userId])
+    return { head: user?.changeSeq, rows }
+  }
   const sync = async (account: Account, query = ''): Promise<Page> => {
     const res = await t.inject({ url: `/api/v1/sync${query}`, headers: account.headers })
     if (res.statusCode !== 200) throw new Error(`sync: ${res.statusCode} ${res.body}`)
@@ -94,7 +99,8 @@ describe.each(testDatabases)('GET /api/v1/sync on $name', (target) => {
     const headers = { ...owner.headers, 'idempotency-key': 'once' }
     await t.inject({ method: 'POST', url: '/api/v1/tasks', headers, payload: { title: 'x' } })
     await t.inject({ method: 'POST', url: '/api/v1/tasks', headers, payload: { title: 'x' } })
-    const rows = await changeLog(owner.id)
+    const { head, rows } = await changeLog(owner.id)
+    expect(head).toBe(1)
     expect(rows.map((r) => [r.seq, r.op])).toEqual([[1, 'upsert']])
     expect((await sync(owner, `?since=${encodeURIComponent(cursor)}`)).changes).toHaveLength(1)
   })
@@ -103,8 +109,7 @@ describe.each(testDatabases)('GET /api/v1/sync on $name', (target) => {
     const owner = await t.signUp()
     await t.createTask(owner, { title: 'x' })
     await t.inject({ method: 'DELETE', url: '/api/v1/users/me', headers: owner.headers, payload: { password: PASSWORD } })
-    const rows = await changeLog(owner.id)
-    expect(rows).toEqual([])
+    expect(await changeLog(owner.id)).toEqual({ head: undefined, rows: [] })
   })
 
   it('answers 410 sync-expired once pruning dropped a tombstone the cursor had not seen', async () => {

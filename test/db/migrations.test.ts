@@ -1,0 +1,55 @@
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { PGlite } from '@electric-sql/pglite'
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm'
+import { drizzle } from 'drizzle-orm/pglite'
+import { migrate } from 'drizzle-orm/pglite/migrator'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { migrationsFolder } from '../../src/db/shared.js'
+
+/** The committed migrations up to and including `lastTag`, in a folder of their own. */
+async function migrationsUpTo (lastTag: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'taskbase-migrations-'))
+  await cp(migrationsFolder, dir, { recursive: true })
+  const journalPath = join(dir, 'meta', '_journal.json')
+  const journal = JSON.parse(await readFile(journalPath, 'utf8')) as { entries: Array<{ tag: string }> }
+  const last = journal.entries.findIndex((e) => e.tag === lastTag)
+  if (last < 0) throw new Error(`no migration ${lastTag}`)
+  journal.entries = journal.entries.slice(0, last + 1)
+  await writeFile(journalPath, JSON.stringify(journal))
+  return dir
+}
+
+describe('migration 0008: the change log moves onto the rows', () => {
+  let db: PGlite
+  let oldFolder: string
+  beforeAll(async () => {
+    db = await PGlite.create(undefined, { extensions: { pg_trgm } })
+    oldFolder = await migrationsUpTo('0007_notify_after_commit')
+  })
+  afterAll(async () => {
+    await db.close()
+    await rm(oldFolder, { recursive: true, force: true })
+  })
+
+  it('keeps every seq a client may hold: live tasks at their last change, deletes as tombstones', async () => {
+    await migrate(drizzle({ client: db }), { migrationsFolder: oldFolder })
+    const { rows: [user] } = await db.query<{ id: string }>(`insert into users (email, password_hash) values ('a@example.com', 'x') returning id`)
+    const { rows: [kept] } = await db.query<{ id: string }>('insert into tasks (user_id, title) values ($1, $2) returning id', [user!.id, 'kept']) // seq 1
+    const { rows: [gone] } = await db.query<{ id: string }>('insert into tasks (user_id, title) values ($1, $2) returning id', [user!.id, 'gone']) // seq 2
+    await db.query('update tasks set title = $2 where id = $1', [kept!.id, 'kept, renamed']) // seq 3
+    await db.query('delete from tasks where id = $1', [gone!.id]) // seq 4
+
+    await migrate(drizzle({ client: db }), { migrationsFolder })
+
+    expect((await db.query('select title, seq from tasks order by seq')).rows).toEqual([{ title: 'kept, renamed', seq: 3 }])
+    expect((await db.query('select entity, entity_id as "entityId", seq from tombstones')).rows)
+      .toEqual([{ entity: 'task', entityId: gone!.id, seq: 4 }])
+    expect((await db.query<{ exists: boolean }>(`select to_regclass('task_changes') is not null as exists`)).rows[0]!.exists).toBe(false)
+    // Writes go on from where the log was.
+    await db.query('update tasks set completed = true where id = $1', [kept!.id])
+    expect((await db.query('select seq from tasks')).rows).toEqual([{ seq: 5 }])
+    expect((await db.query('select change_seq as "changeSeq" from users')).rows).toEqual([{ changeSeq: 5 }])
+  })
+})
