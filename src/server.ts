@@ -74,7 +74,10 @@ async function serve (config: Config): Promise<void> {
   // Answers sent while draining close their connection. A keep-alive connection that was busy when
   // the drain began (a slow upload) otherwise stays open after its answer and holds app.close()
   // until the client leaves: measured, the deadline then hit, with PGlite left unclosed.
-  app.addHook('onSend', async (_request, reply) => { if (closing) reply.header('connection', 'close') })
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (closing) reply.header('connection', 'close')
+    done(null, payload)
+  })
   closeWithGrace({
     delay: SHUTDOWN_MS,
     logger: { error: (message: unknown) => app.log.error(message instanceof Error ? { message: message.message } : { message }, 'shutdown') },

@@ -56,6 +56,9 @@ export function userCache (feed: NoticeFeed) {
   }
 
   return {
+    /** True when the user is known to exist; false means "ask" (see `exists`). */
+    isKnown: (userId: string): boolean => known.map.has(userId),
+
     /** Whether the user exists; `check` asks the database when the answer is not known. */
     async exists (userId: string, check: () => Promise<boolean>): Promise<boolean> {
       if (known.map.has(userId)) return true

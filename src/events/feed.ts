@@ -2,6 +2,9 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Database } from '../db/client.js'
 import { changedNotice, CHANGES_CHANNEL, parseNotice, type Notice } from './notices.js'
 
+/** How long announcements gather before one NOTIFY carries them all. */
+const ANNOUNCE_DELAY_MS = 5
+
 export interface NoticeListener {
   notice (notice: Notice): void
   /** Notices may be missed from now on (the LISTEN connection is gone): trust no cache built on them. */
@@ -20,16 +23,23 @@ export function noticeFeed (database: Database, log: FastifyBaseLogger) {
   let live = false
   let stop: (() => Promise<void>) | undefined
   const changed = new Set<string>()
+  /** A flush is scheduled or its NOTIFY is under way: announcements wait for the next one. */
   let flushing = false
 
-  /** One NOTIFY statement for every user announced in this turn of the event loop. */
+  /**
+   * One NOTIFY statement for every user announced in the last few milliseconds: a statement per
+   * write would add a round trip per write (and each costs a system call this busy process feels).
+   */
   const flush = () => {
-    flushing = false
     const payloads = [...changed].map(changedNotice)
     changed.clear()
     database.notify(CHANGES_CHANNEL, payloads).catch((error: Error) => {
       // Streams notice the change anyway within their poll (hub.ts); nothing is lost.
       log.warn({ message: error.message }, 'could not announce task changes')
+    }).finally(() => {
+      // One statement at a time on the connection; what came meanwhile goes next.
+      if (changed.size > 0) setTimeout(flush, ANNOUNCE_DELAY_MS)
+      else flushing = false
     })
   }
 
@@ -45,7 +55,7 @@ export function noticeFeed (database: Database, log: FastifyBaseLogger) {
       changed.add(userId)
       if (!flushing) {
         flushing = true
-        setImmediate(flush)
+        setTimeout(flush, ANNOUNCE_DELAY_MS)
       }
     },
 

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Authenticate, Principal } from '../auth/authenticate.js'
-import { unauthorized } from './problem.js'
+import { unauthorized, type Problem } from './problem.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -40,17 +40,29 @@ export function requireUser (scope: FastifyInstance, authenticate: Authenticate,
   scope.addHook('onRoute', (route) => {
     route.schema = { ...route.schema, security: [{ bearerAuth: [] }] } as typeof route.schema
   })
-  scope.addHook('onRequest', async (request: FastifyRequest) => {
-    const token = bearerToken(request.headers.authorization)
-    const ticket = (request.query as { ticket?: unknown }).ticket
-    const principal = token
-      ? await authenticate(token)
-      : request.routeOptions.config.ticketAuth && redeemTicket && typeof ticket === 'string' && ticket.length <= 200
-        ? await redeemTicket(ticket) ?? null
-        : null
-    if (principal === null) throw unauthorized()
+  const admit = (request: FastifyRequest, principal: Principal | null): Problem | undefined => {
+    if (principal === null) return unauthorized()
     request.userId = principal.userId
     request.principal = principal
     request.authSubject = principal.authSubject
+    return undefined
+  }
+  const lookUp = async (request: FastifyRequest, token: string | undefined): Promise<Principal | null> => {
+    if (token) return authenticate(token)
+    const ticket = (request.query as { ticket?: unknown }).ticket
+    if (request.routeOptions.config.ticketAuth && redeemTicket && typeof ticket === 'string' && ticket.length <= 200) {
+      return await redeemTicket(ticket) ?? null
+    }
+    return null
+  }
+  // A callback hook: a token seen before, of a user known to exist, is admitted with no promise.
+  scope.addHook('onRequest', (request, _reply, done) => {
+    const token = bearerToken(request.headers.authorization)
+    const remembered = token ? authenticate.remembered?.(token) : undefined
+    if (remembered) {
+      done(admit(request, remembered))
+      return
+    }
+    lookUp(request, token).then((principal) => done(admit(request, principal)), done)
   })
 }

@@ -38,10 +38,10 @@ export function findUnstorableText (root: unknown, rootPath: string): { path: st
 
 /** Refuses, on every route and field, text PostgreSQL cannot store exactly as sent. */
 export function refuseUnstorableText (app: FastifyInstance): void {
-  app.addHook('preValidation', async (request) => {
+  app.addHook('preValidation', (request, _reply, done) => {
     const found = findUnstorableText(request.body, 'body') ?? findUnstorableText(request.query, 'query')
-    if (found !== undefined) {
-      throw badRequest('Text in the request cannot be stored as sent (a NUL character or a lone surrogate)', [found])
-    }
+    done(found === undefined
+      ? undefined
+      : badRequest('Text in the request cannot be stored as sent (a NUL character or a lone surrogate)', [found]))
   })
 }

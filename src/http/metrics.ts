@@ -75,11 +75,12 @@ export function registerMetrics (app: FastifyInstance, { database, token }: Metr
     pool('taskbase_db_pool_waiting', 'Queries waiting for a free connection', (s) => s.waiting)
   }
 
-  app.addHook('onResponse', async (request, reply) => {
+  app.addHook('onResponse', (request, reply, done) => {
     // The pattern (/api/v1/tasks/:id), never the raw URL: one series per route, not per id.
     const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status_code: reply.statusCode }
     requests.inc(labels)
     duration.observe(labels, reply.elapsedTime / 1000)
+    done()
   })
   app.addHook('onError', async (_request, _reply, error) => {
     if (toProblem(error).type === ProblemType.databaseUnavailable) databaseErrors.inc()
