@@ -137,8 +137,8 @@ function supervise (config: Config): void {
     earlyLog.warn({ workerPid: worker.process.pid, code, signal }, 'a server process exited; starting another')
     fork()
   })
-  process.on('SIGTERM', stop)
-  process.on('SIGINT', stop)
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
   for (let i = 0; i < config.workers; i++) cluster.fork()
 }
 

@@ -31,4 +31,19 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ DATABASE_URL: 'postgres://localhost/taskbase' })).toThrow(/JWT_SECRET is required/)
     expect(loadConfig({ DATABASE_URL: 'postgres://localhost/taskbase', JWT_SECRET: 'x'.repeat(32) }).databaseUrl).toBeDefined()
   })
+
+  it('runs one process by default, one per core with WORKERS=auto, and several only on a server database', () => {
+    const server = { DATABASE_URL: 'postgres://localhost/taskbase', JWT_SECRET: 'x'.repeat(32) }
+    expect(loadConfig(server).workers).toBe(1)
+    expect(loadConfig({ ...server, WORKERS: '3' }).workers).toBe(3)
+    expect(loadConfig({ ...server, WORKERS: 'auto' }).workers).toBeGreaterThanOrEqual(1)
+    expect(() => loadConfig({ WORKERS: '2' })).toThrow(/WORKERS above 1 needs DATABASE_URL/)
+    expect(() => loadConfig({ ...server, WORKERS: 'two' })).toThrow(/WORKERS must be a whole number/)
+  })
+
+  it('takes DATABASE_PREPARED_STATEMENTS as auto, true or false', () => {
+    expect(loadConfig({}).databasePreparedStatements).toBe('auto')
+    expect(loadConfig({ DATABASE_PREPARED_STATEMENTS: 'false' }).databasePreparedStatements).toBe(false)
+    expect(() => loadConfig({ DATABASE_PREPARED_STATEMENTS: 'yes' })).toThrow(/DATABASE_PREPARED_STATEMENTS/)
+  })
 })

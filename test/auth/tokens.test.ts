@@ -91,6 +91,13 @@ describe.each(testDatabases)('access tokens on $name', (target) => {
       await expectRefused({ authorization: `Bearer ${token}` })
     })
 
+    it('with a token that expired after it was accepted (and remembered)', async () => {
+      const token = await sign({ exp: nowSeconds() + 1 })
+      expect((await t.inject({ url: '/api/v1/tasks', headers: { authorization: `Bearer ${token}` } })).statusCode).toBe(200)
+      await new Promise((resolve) => setTimeout(resolve, 2_100))
+      await expectRefused({ authorization: `Bearer ${token}` })
+    })
+
     it('with an expired token', async () => {
       const token = await sign({ iat: nowSeconds() - 3600, exp: nowSeconds() - 60 })
       await expectRefused({ authorization: `Bearer ${token}` })

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openPostgres, type Database } from '../../src/db/client.js'
-import { buildTestApp, expectProblem, testDatabases, type TestApp } from '../helpers.js'
+import { buildTestApp, expectProblem, PASSWORD, testDatabases, type TestApp } from '../helpers.js'
 
 /**
  * Two taskbase processes on one database must behave as one service: every piece of shared state
@@ -20,6 +20,19 @@ describe.each(testDatabases)('two app instances on one $name database', (target)
     await b.app.close()
     await second?.close()
     await a.close()
+  })
+
+  it('refuses a deleted user\'s token on the other instance, which had it cached, within a notice (< 1 s)', async () => {
+    const account = await a.signUp()
+    expect((await b.inject({ url: '/api/v1/users/me', headers: account.headers })).statusCode).toBe(200) // now cached on b
+    expect((await a.inject({ method: 'DELETE', url: '/api/v1/users/me', headers: account.headers, payload: { password: PASSWORD } })).statusCode).toBe(204)
+    const deadline = Date.now() + 1_000
+    let status = 200
+    while (status === 200 && Date.now() < deadline) {
+      status = (await b.inject({ url: '/api/v1/tasks', headers: account.headers })).statusCode
+      if (status === 200) await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    expect(status).toBe(401)
   })
 
   it('detects the reuse of a refresh token rotated on the other instance, and revokes the family on both', async () => {
