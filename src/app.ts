@@ -13,7 +13,7 @@ import { authRoutes } from './auth/routes.js'
 import { sessionQueries } from './auth/sessions.js'
 import type { TokenKeys } from './auth/tokens.js'
 import { userCache } from './auth/user-cache.js'
-import { classicRoutes } from './classic/routes.js'
+import { classicRoutes, isReservedUserId } from './classic/routes.js'
 import type { Config } from './config.js'
 import type { Database } from './db/client.js'
 import { storableTime } from './db/timestamps.js'
@@ -21,10 +21,11 @@ import { noticeFeed } from './events/feed.js'
 import { eventHub } from './events/hub.js'
 import { eventRoutes, ticketRoutes } from './events/routes.js'
 import { requireUser } from './http/auth-guard.js'
-import { refuseUnstorableText } from './http/input-guard.js'
+import { guardInput } from './http/input-guard.js'
 import { runEvery } from './http/jobs.js'
 import { registerMetrics } from './http/metrics.js'
-import { clientErrorHandler, frameworkErrors, Problem, ProblemType, registerProblemHandlers } from './http/problem.js'
+import { routeTable } from './http/routes-table.js'
+import { clientErrorHandler, frameworkErrors, noRoute, Problem, ProblemType, registerProblemHandlers } from './http/problem.js'
 import { batchedCounter, limitRequests, rateLimitQueries } from './http/rate-limit.js'
 import { syncCursors } from './sync/cursor.js'
 import { syncQueries } from './sync/queries.js'
@@ -51,8 +52,9 @@ const addFormats = addFormatsModule as unknown as typeof addFormatsModule.defaul
  * types are coerced (`limit=20`, `completed=true`) and a lone `tag=x` becomes an array.
  */
 function validatorCompiler () {
-  const strict = new Ajv({ allErrors: true, coerceTypes: false, useDefaults: true, removeAdditional: false, strict: false })
-  const lenient = new Ajv({ allErrors: true, coerceTypes: 'array', useDefaults: true, removeAdditional: false, strict: false })
+  // verbose: a failure carries the value, so a refused time can say why (problem.ts).
+  const strict = new Ajv({ allErrors: true, verbose: true, coerceTypes: false, useDefaults: true, removeAdditional: false, strict: false })
+  const lenient = new Ajv({ allErrors: true, verbose: true, coerceTypes: 'array', useDefaults: true, removeAdditional: false, strict: false })
   for (const ajv of [strict, lenient]) {
     addFormats(ajv)
     // Ours, not ajv-formats': a time we can store exactly (years 0001-9999, no leap second).
@@ -91,6 +93,9 @@ function bufferedStdout () {
   return { destination, stop: () => clearInterval(timer) }
 }
 
+/** Longer than the longest parameter we accept (255), so that one is refused by its schema, with a 422/400. */
+const MAX_PARAM_LENGTH = 300
+
 /** A client's X-Request-Id is kept when it is short and plain, so logs join across services. */
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
@@ -108,6 +113,8 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
         req: (req) => ({ method: req.method, url: req.url.split('?')[0], requestId: req.id, remoteAddress: req.ip }),
       },
     },
+    // A path parameter may be an identity provider's user id of up to 255 characters (classic routes).
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // request.ip: the socket's address, or X-Forwarded-For's only from the proxies TRUST_PROXY names.
     trustProxy: config.trustProxy,
     bodyLimit: config.bodyLimitBytes,
@@ -135,8 +142,9 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
     if (body === '') done(null, undefined)
     else parseJson(request, body as string, done)
   })
-  registerProblemHandlers(app)
-  refuseUnstorableText(app)
+  const routes = routeTable(app, { maxParamLength: MAX_PARAM_LENGTH, refuses: isReservedUserId })
+  registerProblemHandlers(app, routes)
+  guardInput(app)
   // Hooks on every request are callbacks, not async functions: no promise per request.
   app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id)
@@ -222,18 +230,18 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
   })
 
   await app.register(async (api) => {
+    const login = loginLimit(limits, { failures: rateLimits.loginFailures, windowSeconds: rateLimits.loginWindowSeconds }, metrics.rateLimited)
     await api.register(async (auth) => {
       limitRequests(auth, limits, metrics.rateLimited, {
         name: 'auth', limit: rateLimits.authPerMinute, windowSeconds: 60, key: (request) => `auth:ip:${request.ip}`,
         detail: 'Too many sign-in requests from this address; retry after the Retry-After seconds',
       })
-      const login = loginLimit(limits, { failures: rateLimits.loginFailures, windowSeconds: rateLimits.loginWindowSeconds }, metrics.rateLimited)
       await auth.register(authRoutes, { users, sessions, loginLimit: login })
     })
     await api.register(async (signedIn) => {
       requireUser(signedIn, authenticate, redeemTicket)
       limitApi(signedIn)
-      await signedIn.register(userRoutes, { users, sessions, forgetUser: cache.forget })
+      await signedIn.register(userRoutes, { users, sessions, forgetUser: cache.forget, loginLimit: login })
       await signedIn.register(taskRoutes, { tasks })
       await signedIn.register(syncRoutes, { sync, cursors })
       await signedIn.register(ticketRoutes, { sync })
@@ -242,6 +250,10 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
   }, { prefix: '/api/v1' })
 
   await app.register(async (classic) => {
+    // `/api/v1/...` is never a classic `{user_id}` of "v1": PUT /api/v1/tasks/{id} is a 405, not a 403.
+    classic.addHook('onRequest', (request, _reply, done) => {
+      done(isReservedUserId(request.params as Record<string, string>) ? noRoute(routes, request) : undefined)
+    })
     requireUser(classic, authenticate)
     limitApi(classic)
     await classic.register(classicRoutes, { tasks })

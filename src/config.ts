@@ -124,6 +124,10 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   if (sharedSecret !== undefined && Buffer.byteLength(sharedSecret) < 32) {
     problems.push('AUTH_SHARED_SECRET must be at least 32 bytes (the HS256 secret your identity provider signs with)')
   }
+  if (sharedSecret !== undefined && sharedSecret === jwtSecret) {
+    // Each would accept the other's tokens: the provider could mint ours, and ours pass as the provider's.
+    problems.push('AUTH_SHARED_SECRET must differ from JWT_SECRET: the identity provider\'s secret and taskbase\'s own are separate keys')
+  }
 
   const trustProxyRaw = (env.TRUST_PROXY ?? '').trim()
   let trustProxy: Config['trustProxy'] = false
@@ -184,7 +188,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       sharedSecret,
       issuer: env.AUTH_ISSUER || undefined,
       audience: env.AUTH_AUDIENCE || undefined,
-      jwksCooldownMs: integer('AUTH_JWKS_REFRESH_COOLDOWN_SECONDS', 30, 0, 3600) * 1000,
+      jwksCooldownMs: integer('AUTH_JWKS_REFRESH_COOLDOWN_SECONDS', 10, 0, 3600) * 1000,
     }),
     trustProxy,
     rateLimits: Object.freeze({

@@ -32,6 +32,12 @@ describe('loadConfig', () => {
     expect(loadConfig({ DATABASE_URL: 'postgres://localhost/taskbase', JWT_SECRET: 'x'.repeat(32) }).databaseUrl).toBeDefined()
   })
 
+  it('refuses an AUTH_SHARED_SECRET equal to JWT_SECRET, without echoing either', () => {
+    const secret = 'the same secret for both, 32 bytes or more'
+    expect(() => loadConfig({ JWT_SECRET: secret, AUTH_SHARED_SECRET: secret })).toThrow(/AUTH_SHARED_SECRET must differ from JWT_SECRET/)
+    try { loadConfig({ JWT_SECRET: secret, AUTH_SHARED_SECRET: secret }) } catch (error) { expect((error as Error).message).not.toContain(secret) }
+  })
+
   it('runs one process by default, one per core with WORKERS=auto, and several only on a server database', () => {
     const server = { DATABASE_URL: 'postgres://localhost/taskbase', JWT_SECRET: 'x'.repeat(32) }
     expect(loadConfig(server).workers).toBe(1)

@@ -1,4 +1,4 @@
-import { createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose'
+import { createLocalJWKSet, decodeProtectedHeader, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose'
 import { Problem, ProblemType } from '../http/problem.js'
 import type { ExternalIdentity } from '../users/queries.js'
 
@@ -12,7 +12,7 @@ export interface ExternalAuthConfig {
   readonly issuer?: string
   /** Checked against `aud` when set. */
   readonly audience?: string
-  /** After a successful fetch, an unknown `kid` waits this long before the next fetch (30 s). */
+  /** After a fetch, a token naming an unknown `kid` waits this long before the next fetch (10 s). */
   readonly jwksCooldownMs?: number
 }
 
@@ -26,24 +26,70 @@ export const providerUnavailable = () => new Problem(503,
   'The identity provider that signed this token cannot be reached to check it; retry shortly',
   undefined, ProblemType.identityProviderUnavailable, { 'retry-after': '5' })
 
-/** Errors of the key fetch that say "this token is wrong", not "the provider is down". */
-const isTokenError = (error: unknown) =>
-  error instanceof errors.JWKSNoMatchingKey || error instanceof errors.JWKSMultipleMatchingKeys ||
-  error instanceof errors.JOSEAlgNotAllowed || error instanceof errors.JOSENotSupported
+/** Keys older than this are fetched again on the next token (the old ones serve while it runs). */
+const JWKS_MAX_AGE_MS = 10 * 60_000
+/** After a failed fetch, the next waits 1 s, then 2, 4, ... up to this. */
+const JWKS_MAX_BACKOFF_MS = 60_000
+
+async function fetchJwks (url: string): Promise<JSONWebKeySet> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(3_000), headers: { accept: 'application/json' } })
+  if (!res.ok) throw new Error(`the JWK Set answered ${res.status}`)
+  const body = await res.json() as JSONWebKeySet
+  if (!Array.isArray(body?.keys)) throw new Error('the JWK Set has no keys array')
+  return body
+}
 
 /**
- * Keys of the JWK Set, fetched on first use and cached by jose (10 minutes); an unknown `kid`
- * refetches at most once per cooldown, so forged kids cannot make us hammer the provider. When the
- * fetch itself fails, the token is neither accepted nor called invalid: the caller gets a 503.
+ * The provider's keys, fetched on first use and again (in the background) after 10 minutes. Two rules keep us from
+ * hammering it and from sending users back to sign-in:
+ * - A token naming a `kid` we do not have fetches again, at most once per cooldown (10 s by default,
+ *   so a key minted just after a fetch is accepted within seconds, and forged kids cost at most six
+ *   fetches a minute); still unknown after that, the token is refused.
+ * - A failed fetch backs off (1 s, doubling to 60 s): meanwhile its tokens get a 503, neither
+ *   accepted nor called invalid, and no request waits on a fetch doomed to fail.
  */
 function jwksKeys (url: string, cooldownMs: number): JWTVerifyGetKey {
-  const remote = createRemoteJWKSet(new URL(url), { timeoutDuration: 3_000, cooldownDuration: cooldownMs })
+  let local: JWTVerifyGetKey | undefined
+  let fetchedAt = 0
+  let failures = 0
+  let nextAttemptAt = 0
+  let fetching: Promise<boolean> | undefined
+
+  /** Fetches unless one is under way or a failure is being backed off; true when keys were (just) fetched. */
+  const refresh = (): Promise<boolean> => {
+    if (fetching) return fetching
+    if (Date.now() < nextAttemptAt) return Promise.resolve(false)
+    fetching = fetchJwks(url).then((set) => {
+      local = createLocalJWKSet(set)
+      fetchedAt = Date.now()
+      failures = 0
+      return true
+    }, () => {
+      failures++
+      nextAttemptAt = Date.now() + Math.min(JWKS_MAX_BACKOFF_MS, 1_000 * 2 ** (failures - 1))
+      return false
+    }).finally(() => { fetching = undefined })
+    return fetching
+  }
+
   return async (header, token) => {
+    if (!local) {
+      await refresh()
+      if (!local) throw providerUnavailable()
+    } else if (Date.now() - fetchedAt > JWKS_MAX_AGE_MS) {
+      void refresh() // in the background: the keys we have serve meanwhile
+    }
     try {
-      return await remote(header, token)
+      return await local(header, token)
     } catch (error) {
-      if (isTokenError(error)) throw error
-      throw providerUnavailable()
+      if (!(error instanceof errors.JWKSNoMatchingKey)) throw error
+      // A kid we have not seen: the provider may have rotated since our last fetch.
+      if (Date.now() - fetchedAt < cooldownMs) throw error
+      if (!await refresh()) {
+        if (failures > 0) throw providerUnavailable() // cannot know: the provider is down
+        throw error
+      }
+      return local(header, token)
     }
   }
 }
@@ -55,7 +101,7 @@ export type ExternalVerifier = (token: string) => Promise<VerifiedIdentity | nul
 
 /** Undefined when no external provider is configured. */
 export function externalVerifier (config: ExternalAuthConfig): ExternalVerifier | undefined {
-  const jwks = config.jwksUrl ? jwksKeys(config.jwksUrl, config.jwksCooldownMs ?? 30_000) : undefined
+  const jwks = config.jwksUrl ? jwksKeys(config.jwksUrl, config.jwksCooldownMs ?? 10_000) : undefined
   const secret = config.sharedSecret ? new TextEncoder().encode(config.sharedSecret) : undefined
   if (!jwks && !secret) return undefined
   const claimChecks = {

@@ -47,15 +47,13 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
     },
   }, async (request, reply) => {
     const { email, password } = request.body
-    // Over the limit, even the right password is refused: the check comes before the password's.
-    await loginLimit?.check(email, request.ip, reply)
     const user = await users.findByEmail(email)
+    // Over the limit, even the right password is refused: the slot is claimed before the check.
+    const attempt = await loginLimit?.attempt([user ? { user: user.id } : { email }, { address: request.ip }], reply)
     // One message and about the same time for an unknown email and a wrong password: the
     // decoy hash is checked when there is no user.
-    if (!await verifyPassword(user?.passwordHash, password) || !user) {
-      await loginLimit?.fail(email, request.ip, reply)
-      throw unauthorized(INVALID_LOGIN)
-    }
+    if (!await verifyPassword(user?.passwordHash, password) || !user) throw unauthorized(INVALID_LOGIN)
+    await attempt?.succeeded()
     return { user: toUserJson(user), ...await sessions.start(user.id) }
   })
 

@@ -9,6 +9,9 @@ import {
 
 type ClassicRequest = { params: { user_id: string }, userId: string, authSubject: string | undefined }
 
+/** `/api/v1/...` belongs to the v1 API: no classic route takes "v1" as its `{user_id}`. */
+export const isReservedUserId = (params: Record<string, string | undefined>) => params.user_id === 'v1'
+
 export interface ClassicRoutesOptions {
   tasks: TaskQueries
 }

@@ -36,12 +36,46 @@ export function findUnstorableText (root: unknown, rootPath: string): { path: st
   return undefined
 }
 
-/** Refuses, on every route and field, text PostgreSQL cannot store exactly as sent. */
-export function refuseUnstorableText (app: FastifyInstance): void {
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The route's query parameters of type integer (set by `guardInput`). */
+    integerQuery?: string[]
+  }
+}
+
+const DECIMAL = /^[0-9]+$/
+
+/**
+ * The first integer query parameter written other than in plain decimal digits. The validator
+ * coerces query strings with JavaScript's Number(): `limit=1e2`, `0x10` and ` 5` would all pass.
+ */
+function lenientInteger (query: unknown, names: string[]): { path: string, message: string } | undefined {
+  for (const name of names) {
+    const raw = (query as Record<string, unknown>)[name]
+    for (const value of [raw].flat()) {
+      if (typeof value === 'string' && !DECIMAL.test(value)) {
+        return { path: `query.${name}`, message: 'must be a whole number written in decimal digits only' }
+      }
+    }
+  }
+  return undefined
+}
+
+/**
+ * Refuses, on every route and field, text PostgreSQL cannot store exactly as sent, and integers in
+ * the query string in any form but plain digits.
+ */
+export function guardInput (app: FastifyInstance): void {
+  app.addHook('onRoute', (route) => {
+    const properties = (route.schema?.querystring as { properties?: Record<string, { type?: unknown }> } | undefined)?.properties ?? {}
+    const integers = Object.entries(properties).filter(([, schema]) => schema.type === 'integer').map(([name]) => name)
+    if (integers.length > 0) route.config = { ...route.config, integerQuery: integers }
+  })
   app.addHook('preValidation', (request, _reply, done) => {
-    const found = findUnstorableText(request.body, 'body') ?? findUnstorableText(request.query, 'query')
-    done(found === undefined
-      ? undefined
-      : badRequest('Text in the request cannot be stored as sent (a NUL character or a lone surrogate)', [found]))
+    const text = findUnstorableText(request.body, 'body') ?? findUnstorableText(request.query, 'query')
+    if (text) return done(badRequest('Text in the request cannot be stored as sent (a NUL character or a lone surrogate)', [text]))
+    const integers = request.routeOptions.config.integerQuery
+    const number = integers && lenientInteger(request.query, integers)
+    done(number ? badRequest('The request query does not match the schema', [number]) : undefined)
   })
 }

@@ -2,6 +2,8 @@ import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from '@fastify/type-provider-typebox'
+import { storableTime } from '../db/timestamps.js'
+import type { RouteTable } from './routes-table.js'
 
 export interface FieldError {
   path: string
@@ -56,7 +58,7 @@ interface FastifyLikeError {
   code?: string
   statusCode?: number
   message: string
-  validation?: Array<{ instancePath: string, message?: string, keyword: string, params: Record<string, unknown> }>
+  validation?: Array<{ instancePath: string, message?: string, keyword: string, params: Record<string, unknown>, data?: unknown }>
   validationContext?: string
 }
 
@@ -76,6 +78,10 @@ function fieldMessage (e: NonNullable<FastifyLikeError['validation']>[number]): 
   if (e.keyword === 'required') return 'is required'
   if (e.keyword === 'pattern' && e.params.pattern === '\\S') return 'must not be blank'
   if (e.keyword === 'enum' && Array.isArray(e.params.allowedValues)) return `must be one of: ${e.params.allowedValues.join(', ')}`
+  if (e.keyword === 'format' && e.params.format === 'date-time' && typeof e.data === 'string') {
+    const time = storableTime(e.data)
+    if (!time.ok) return `${time.reason}, such as 2026-12-01T17:00:00Z`
+  }
   return e.message ?? 'is invalid'
 }
 
@@ -228,10 +234,24 @@ export function clientErrorHandler (this: FastifyInstance, error: Error & { code
 /** Fastify's `frameworkErrors`: a URL that does not decode (400), a path parameter over maxParamLength (414). */
 export const frameworkErrors = problemErrorHandler()
 
-export function registerProblemHandlers (app: FastifyInstance): void {
+/**
+ * The answer for a request no route takes: 405 with `Allow` when the path is known under other
+ * methods, 404 otherwise.
+ */
+export function noRoute (routes: RouteTable, request: FastifyRequest): Problem {
+  const path = request.url.split('?')[0] ?? '/'
+  const allowed = routes.allowed(path)
+  if (allowed.length > 0) {
+    return new Problem(405, `${request.method} is not allowed on ${path}; it allows ${allowed.join(', ')}`, undefined,
+      'about:blank', { allow: allowed.join(', ') })
+  }
+  return new Problem(404, `No route for ${request.method} ${path}`)
+}
+
+export function registerProblemHandlers (app: FastifyInstance, routes: RouteTable): void {
   app.setErrorHandler(problemErrorHandler())
   app.setNotFoundHandler((request, reply) => {
-    const problem = new Problem(404, `No route for ${request.method} ${request.url.split('?')[0]}`)
-    return reply.code(404).type('application/problem+json').send(problemBody(problem, request))
+    const problem = noRoute(routes, request)
+    return reply.code(problem.status).headers(problem.headers).type('application/problem+json').send(problemBody(problem, request))
   })
 }

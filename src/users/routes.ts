@@ -3,7 +3,9 @@ import { hashPassword, verifyPassword } from '../auth/passwords.js'
 import type { SessionQueries } from '../auth/sessions.js'
 import { Problem, unauthorized } from '../http/problem.js'
 import { errorResponses, sendEmpty } from '../http/schemas.js'
-import type { UserQueries } from './queries.js'
+import type { LoginLimit } from '../auth/login-limit.js'
+import type { FastifyReply } from 'fastify'
+import type { User, UserQueries } from './queries.js'
 import { ChangePasswordBody, DeleteUserBody, toUserJson, UpdateUserBody, UserJson } from './schemas.js'
 
 export interface UserRoutesOptions {
@@ -11,11 +13,13 @@ export interface UserRoutesOptions {
   sessions: SessionQueries
   /** Drops the user from this process's cache of known users at once (others hear the deletion). */
   forgetUser: (userId: string) => void
+  /** Failed password checks count against the account's failed-login limit; undefined when off. */
+  loginLimit?: LoginLimit
 }
 
 const noContent = Type.Null({ description: 'Done' })
 
-export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (app, { users, sessions, forgetUser }) => {
+export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (app, { users, sessions, forgetUser, loginLimit }) => {
   /** The signed-in user; a token outliving its user is a 401 like any invalid token. */
   const currentUser = async (userId: string) => {
     const user = await users.find(userId)
@@ -23,6 +27,15 @@ export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (a
     return user
   }
   const wrongPassword = () => new Problem(403, 'The password is incorrect')
+  /**
+   * A password check behind a valid token counts like a login: a stolen access token must not buy
+   * unlimited guesses at the password (~18,000 under the API limit alone, issue 11).
+   */
+  const checkPassword = async (user: User, password: string, reply: FastifyReply) => {
+    const attempt = await loginLimit?.attempt([{ user: user.id }], reply)
+    if (!await verifyPassword(user.passwordHash, password)) throw wrongPassword()
+    await attempt?.succeeded()
+  }
   const noPassword = () => new Problem(409, 'This account signs in through an external identity provider and has no password here')
 
   app.get('/users/me', {
@@ -53,7 +66,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (a
   }, async (request, reply) => {
     const user = await currentUser(request.userId)
     if (user.passwordHash === null) throw noPassword()
-    if (!await verifyPassword(user.passwordHash, request.body.currentPassword)) throw wrongPassword()
+    await checkPassword(user, request.body.currentPassword, reply)
     await users.updatePassword(user.id, await hashPassword(request.body.newPassword))
     await sessions.revokeAll(user.id)
     return sendEmpty(reply, 204)
@@ -73,7 +86,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (a
     // A password account proves it is its owner again; an external one already did, to its provider.
     if (user.passwordHash !== null) {
       if (request.body?.password === undefined) throw new Problem(400, 'The password is required to delete this account', [{ path: 'body.password', message: 'is required' }])
-      if (!await verifyPassword(user.passwordHash, request.body.password)) throw wrongPassword()
+      await checkPassword(user, request.body.password, reply)
     }
     await users.delete(user.id)
     forgetUser(user.id)

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadConfig } from '../../src/config.js'
 import { statement } from '../../src/db/sql.js'
 import { buildTestApp, expectProblem, PASSWORD, testDatabases, uniqueEmail, type TestApp } from '../helpers.js'
 
@@ -104,6 +105,16 @@ describe.each(testDatabases)('external identity provider tokens on $name', (targ
     expect(classic.json()).toEqual([expect.objectContaining({ id: created.json().id, user_id: 'ba_alice' })])
   })
 
+  it('serves the classic routes to a user id of 255 characters (a path parameter past Fastify\'s default 100)', async () => {
+    const sub = `ba_${'x'.repeat(252)}`
+    const headers = bearer(await idp.token(sub))
+    const created = await t.inject({ method: 'POST', url: `/api/${sub}/tasks`, headers, payload: { title: 'long id' } })
+    expect(created.statusCode).toBe(201)
+    const listed = await t.inject({ url: `/api/${sub}/tasks`, headers })
+    expect(listed.statusCode).toBe(200)
+    expect(listed.json()).toEqual([expect.objectContaining({ id: created.json().id, user_id: sub })])
+  })
+
   it.each([
     ['a wrong issuer', { iss: 'https://evil.example' }],
     ['a wrong audience', { aud: 'https://other.example' }],
@@ -142,6 +153,18 @@ describe.each(testDatabases)('external identity provider tokens on $name', (targ
     const token = await hs256(new TextEncoder().encode(SHARED_SECRET), 'hs_frank', { iss: idp.url, aud: idp.url })
     const res = await t.inject({ url: '/api/v1/users/me', headers: bearer(token) })
     expect(res.statusCode).toBe(200)
+  })
+
+  it('keeps the shared-secret provider\'s users apart from the JWK Set provider\'s, whatever iss the token claims', async () => {
+    const victim = bearer(await idp.token('ba_victim', { kid: 'key-2' }))
+    const task = await t.inject({ method: 'POST', url: '/api/v1/tasks', headers: victim, payload: { title: 'victim only' } })
+    expect(task.statusCode).toBe(201)
+    const claimant = bearer(await hs256(new TextEncoder().encode(SHARED_SECRET), 'ba_victim', { iss: idp.url, aud: idp.url }))
+    const me = await t.inject({ url: '/api/v1/users/me', headers: claimant })
+    expect(me.statusCode).toBe(200)
+    expect(me.json().id).not.toBe((await t.inject({ url: '/api/v1/users/me', headers: victim })).json().id)
+    expect((await t.inject({ url: '/api/v1/tasks', headers: claimant })).json().items).toEqual([])
+    expectProblem(await t.inject({ url: `/api/v1/tasks/${task.json().id}`, headers: claimant }), 404)
   })
 
   it('refuses an HS256 token signed with the public key as the HMAC secret (algorithm confusion)', async () => {
@@ -194,6 +217,40 @@ describe.each(testDatabases)('external identity provider tokens on $name', (targ
 describe('an identity provider that is down', () => {
   const target = testDatabases[0]!
 
+  it('is not asked again on every request while it fails: fetches back off', async () => {
+    const idp = new IdentityProvider()
+    await idp.start()
+    await idp.addKey('key-1')
+    idp.failWith = 500
+    const t = await buildTestApp(target, { env: { AUTH_JWKS_URL: idp.jwksUrl, AUTH_JWKS_REFRESH_COOLDOWN_SECONDS: '0' } })
+    try {
+      const token = await idp.token('ba_backoff')
+      for (let i = 0; i < 30; i++) expectProblem(await t.inject({ url: '/api/v1/users/me', headers: bearer(token) }), 503)
+      expect(idp.fetches).toBeLessThanOrEqual(2)
+    } finally {
+      await t.close()
+      await idp.stop()
+    }
+  })
+
+  it('fetches again soon for a key minted just after a fetch, within the cooldown, not 30 s later', async () => {
+    const idp = new IdentityProvider()
+    await idp.start()
+    await idp.addKey('key-1')
+    const t = await buildTestApp(target, { env: { AUTH_JWKS_URL: idp.jwksUrl, AUTH_JWKS_REFRESH_COOLDOWN_SECONDS: '1' } })
+    try {
+      expect((await t.inject({ url: '/api/v1/users/me', headers: bearer(await idp.token('ba_first')) })).statusCode).toBe(200)
+      await idp.addKey('minted-later') // published right after our fetch
+      const token = await idp.token('ba_later', { kid: 'minted-later' })
+      await new Promise((resolve) => setTimeout(resolve, 1_100))
+      expect((await t.inject({ url: '/api/v1/users/me', headers: bearer(token) })).statusCode).toBe(200)
+      expect(loadConfig({}).externalAuth.jwksCooldownMs).toBe(10_000) // the default: at most six fetches a minute
+    } finally {
+      await t.close()
+      await idp.stop()
+    }
+  })
+
   it('answers 503 for its tokens (never 500, never accepted), and recovers when it is back', async () => {
     const idp = new IdentityProvider()
     await idp.start()
@@ -215,7 +272,14 @@ describe('an identity provider that is down', () => {
 
       idp.failWith = undefined
       await idp.start(port)
-      expect((await t.inject({ url: '/api/v1/users/me', headers: bearer(token) })).statusCode).toBe(200)
+      // Failed fetches back off (1 s, then 2, 4...): it is accepted again within seconds.
+      let status = 503
+      const deadline = Date.now() + 8_000
+      while (status === 503 && Date.now() < deadline) {
+        status = (await t.inject({ url: '/api/v1/users/me', headers: bearer(token) })).statusCode
+        if (status === 503) await new Promise((resolve) => setTimeout(resolve, 200))
+      }
+      expect(status).toBe(200)
     } finally {
       await t.close()
       await idp.stop()

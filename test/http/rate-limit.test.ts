@@ -128,7 +128,7 @@ describe.each(testDatabases)('rate limits on $name', (target) => {
       const other = await t.signUp()
       expect((await login(t, other.email, PASSWORD, nextAddress())).statusCode).toBe(200)
 
-      await endWindows(`login:account:${account.email.toLowerCase()}`)
+      await endWindows(`login:user:${account.id}`)
       expect((await login(t, account.email, PASSWORD, nextAddress())).statusCode).toBe(200)
     })
 
@@ -153,6 +153,44 @@ describe.each(testDatabases)('rate limits on $name', (target) => {
       }
       expectProblem(await login(t, account.email, 'not the password', address), 401) // the third failure
       expectLimited(await login(t, account.email, PASSWORD, address), 900)
+    })
+
+    it('lets at most the limit of 60 parallel wrong guesses check the password; the rest are 429', async () => {
+      const t = await build({ RATE_LIMIT_LOGIN_FAILURES: '10' })
+      const account = await t.signUp()
+      const answers = await Promise.all(Array.from({ length: 60 }, () => login(t, account.email, 'not the password', nextAddress())))
+      const statuses = answers.map((r) => r.statusCode)
+      expect(statuses.filter((s) => s === 401)).toHaveLength(10)
+      expect(statuses.filter((s) => s === 429)).toHaveLength(50)
+      expectLimited(await login(t, account.email, PASSWORD, nextAddress()), 900)
+    })
+
+    it('counts wrong passwords behind a token (password change, account deletion) against the account', async () => {
+      const t = await build({ RATE_LIMIT_LOGIN_FAILURES: '3' })
+      const account = await t.signUp()
+      const change = (currentPassword: string) => t.inject({
+        method: 'POST', url: '/api/v1/users/me/password', headers: account.headers, payload: { currentPassword, newPassword: 'another good password' },
+      })
+      expectProblem(await change('wrong one'), 403)
+      expectProblem(await change('wrong two'), 403)
+      expectProblem(await t.inject({ method: 'DELETE', url: '/api/v1/users/me', headers: account.headers, payload: { password: 'wrong three' } }), 403)
+      // Three failures: the right password is refused too, behind the token and at login.
+      expectLimited(await change(PASSWORD), 900)
+      expectLimited(await login(t, account.email, PASSWORD, nextAddress()), 900)
+      expect((await t.inject({ url: '/api/v1/users/me', headers: account.headers })).statusCode).toBe(200) // the account is intact
+    })
+
+    it('counts a spelling the database matches to the account (a Unicode İ for i) against that account', async () => {
+      const t = await build({ RATE_LIMIT_LOGIN_FAILURES: '3' })
+      const account = await t.signUp(`ali-${Date.now()}@example.com`)
+      for (let i = 0; i < 3; i++) expectProblem(await login(t, account.email, 'not the password', nextAddress()), 401)
+      const variant = account.email.replace('i', '\u0130')
+      const [match] = await first.database.query<{ same: boolean }>(statement('select lower($1::text) = lower($2::text) as same'), [variant, account.email])
+      const res = await login(t, variant, PASSWORD, nextAddress())
+      // Where the database takes the variant for the account, it shares the account's counter;
+      // elsewhere it is another, unknown email. Either way it never signs in past the limit.
+      if (match!.same) expectLimited(res, 900)
+      else expectProblem(res, 401)
     })
 
     it('is never a lockout: the window ends by the clock and the account signs in again', async () => {
