@@ -195,7 +195,7 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
   const sessions = sessionQueries(database, keys)
   // The process's one LISTEN: other processes' changes, deletions and revocations reach it.
   const feed = noticeFeed(database, app.log)
-  const tasks = taskQueries(database, feed.announce)
+  const tasks = taskQueries(database, { changed: feed.announce, maxTasksPerUser: config.tasksPerUserMax })
   const sync = syncQueries(database)
   const limits = rateLimitQueries(database)
   const cursors = syncCursors(keys.secret, config.syncRetentionDays * 86_400_000)
@@ -203,6 +203,7 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
   const cache = userCache(feed)
   const hub = eventHub({ database, feed, log: sync, logger: app.log, maxStreamsPerUser: config.eventStreamsPerUser })
   app.addHook('onReady', async () => { await feed.start() })
+  metrics.eventStreams(() => hub.stats())
   // Open streams would keep the server from closing: end them first.
   app.addHook('preClose', async () => { hub.close() })
   app.addHook('onClose', async () => { await feed.close() })

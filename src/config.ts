@@ -38,6 +38,8 @@ export interface Config {
   readonly rateLimits: RateLimitConfig
   /** When set, /metrics requires `Authorization: Bearer <token>`; unset, it answers loopback only. */
   readonly metricsToken: string | undefined
+  /** Tasks one user may hold; a create past it is a 409 problem. */
+  readonly tasksPerUserMax: number
   /** Event streams one user may hold open at once, per process; the next is a 429. */
   readonly eventStreamsPerUser: number
   /** Server processes (node:cluster) on a server database; the embedded database is always one. */
@@ -199,6 +201,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     }),
     metricsToken,
     eventStreamsPerUser: integer('EVENT_STREAMS_PER_USER', 10, 1, 10_000),
+    tasksPerUserMax: integer('TASKS_PER_USER_MAX', 100_000, 1, 100_000_000),
     workers,
     databasePreparedStatements: preparedRaw === 'true' ? true : preparedRaw === 'false' ? false : 'auto',
   }

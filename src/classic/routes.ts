@@ -1,4 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { MAX_PAGE_BYTES } from '../http/page-size.js'
 import { notFound, Problem, problemErrorHandler } from '../http/problem.js'
 import { errorResponses, sendEmpty } from '../http/schemas.js'
 import type { TaskQueries } from '../tasks/queries.js'
@@ -51,7 +52,8 @@ export const classicRoutes: FastifyPluginAsyncTypebox<ClassicRoutesOptions> = as
     const userId = ownerOf(request)
     const { status = 'all', limit = 1000 } = request.query
     const completed = status === 'all' ? undefined : status === 'completed'
-    const page = await tasks.list(userId, { completed, limit, sort: '-createdAt' })
+    // No cursor in this contract: the newest tasks that fit in a page of MAX_PAGE_BYTES.
+    const page = await tasks.list(userId, { completed, limit, sort: '-createdAt' }, { readBytes: MAX_PAGE_BYTES })
     return page.items.map(present(request))
   })
 
@@ -61,7 +63,7 @@ export const classicRoutes: FastifyPluginAsyncTypebox<ClassicRoutesOptions> = as
       summary: 'Create a task (classic contract)',
       params: ClassicUserParams,
       body: ClassicCreateBody,
-      response: { 201: ClassicTaskJson, ...errorResponses(401, 403, 422) },
+      response: { 201: ClassicTaskJson, ...errorResponses(401, 403, 409, 422) },
     },
   }, async (request, reply) => {
     const userId = ownerOf(request)

@@ -28,6 +28,8 @@ export const users = pgTable('users', {
    * writes, so seqs are handed out in commit order, and a reader never passes one that commits later.
    */
   changeSeq: bigint('change_seq', { mode: 'number' }).notNull().default(0),
+  /** How many tasks the user has, kept by the task triggers: the quota is checked against it. */
+  taskCount: integer('task_count').notNull().default(0),
   /** Sync cursors below this seq may have missed a pruned tombstone: they get a 410. */
   syncFloorSeq: bigint('sync_floor_seq', { mode: 'number' }).notNull().default(0),
   createdAt: createdAt(),

@@ -7,6 +7,11 @@ import type { ChangeStream, EndReason } from './stream.js'
 
 /** Changes read from the log at once; a longer backlog is read page after page. */
 export const PAGE = 500
+/**
+ * And no more text than this per read: a stream waiting for its client to read resumes from a fresh
+ * read, so a page is what one drain of a slow client can cost.
+ */
+export const PAGE_BYTES = 128 * 1024
 
 const LOG_HEADS = statement('select id, change_seq as "changeSeq" from users where id = any($1::uuid[])')
 
@@ -47,11 +52,11 @@ class UserReader {
         const behind = [...this.streams].filter((s) => !s.paused && !s.ended)
         if (behind.length === 0) continue
         const from = Math.min(...behind.map((s) => s.lastSeq))
-        const page = await this.log.changesAfter(this.userId, from, PAGE)
-        if (page.length === 0) continue
-        const through = page.at(-1)!.seq
-        for (const stream of behind) stream.deliver(page, through)
-        if (page.length === PAGE) this.again = true
+        const { changes, hasMore } = await this.log.changesAfter(this.userId, from, { limit: PAGE, maxBytes: PAGE_BYTES })
+        if (changes.length === 0) continue
+        const through = changes.at(-1)!.seq
+        for (const stream of behind) stream.deliver(changes, through)
+        if (hasMore) this.again = true
       } while (this.again && this.streams.size > 0)
     } catch (error) {
       // The database is away: read again shortly; the log still holds everything.
@@ -154,10 +159,17 @@ export function eventHub ({ database, feed, log, logger, maxStreamsPerUser, poll
       return stream
     },
 
-    get size (): number {
-      let n = 0
-      for (const reader of readers.values()) n += reader.streams.size
-      return n
+    /** Open streams, and the output they hold that their clients have not taken yet. */
+    stats (): { open: number, bufferedBytes: number } {
+      let open = 0
+      let bufferedBytes = 0
+      for (const reader of readers.values()) {
+        for (const stream of reader.streams) {
+          open++
+          bufferedBytes += stream.buffered
+        }
+      }
+      return { open, bufferedBytes }
     },
 
     /** Ends every stream (before the server closes, or it would wait for them). */

@@ -69,6 +69,11 @@ export class ChangeStream {
     return this.closed
   }
 
+  /** Bytes written but not yet taken by the socket. */
+  get buffered (): number {
+    return this.closed ? 0 : this.options.res.writableLength
+  }
+
   /**
    * Sends the changes after this stream's position, oldest first; `throughSeq` is the last seq the
    * page read. Stops at a full socket buffer (and waits for 'drain'), so at most one page is ever

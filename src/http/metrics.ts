@@ -8,6 +8,8 @@ import type { LimitName } from './rate-limit.js'
 export interface Metrics {
   /** Counts a request refused by a rate limit. */
   rateLimited (name: LimitName): void
+  /** Reports the event streams (open, and the bytes they hold unsent) at each scrape. */
+  eventStreams (stats: () => { open: number, bufferedBytes: number }): void
 }
 
 export interface MetricsOptions {
@@ -97,5 +99,16 @@ export function registerMetrics (app: FastifyInstance, { database, token }: Metr
     return reply.type(registry.contentType).send(text)
   })
 
-  return { rateLimited: (name) => limited.inc({ limit: name }) }
+  return {
+    rateLimited: (name) => limited.inc({ limit: name }),
+    eventStreams (stats) {
+      new Gauge({ name: 'taskbase_event_streams', help: 'Event streams open in this process', registers: [registry], collect () { this.set(stats().open) } })
+      new Gauge({
+        name: 'taskbase_event_stream_buffered_bytes',
+        help: 'Output of open event streams not yet taken by their clients (each stream ends past 1 MiB)',
+        registers: [registry],
+        collect () { this.set(stats().bufferedBytes) },
+      })
+    },
+  }
 }

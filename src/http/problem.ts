@@ -19,6 +19,7 @@ export const ProblemType = {
   identityProviderUnavailable: 'https://taskbase.dev/problems/identity-provider-unavailable',
   rateLimited: 'https://taskbase.dev/problems/rate-limited',
   syncExpired: 'https://taskbase.dev/problems/sync-expired',
+  taskLimitReached: 'https://taskbase.dev/problems/task-limit-reached',
 } as const
 
 /** An RFC 9457 problem. Code below the routes throws these; one handler renders them. */
@@ -40,6 +41,9 @@ export class Problem extends Error {
 }
 
 export const badRequest = (detail: string, errors?: FieldError[]) => new Problem(400, detail, errors)
+export const taskLimitReached = (max: number) => new Problem(409,
+  `This account already holds ${max.toLocaleString('en-US')} tasks, the most this server allows (TASKS_PER_USER_MAX); delete some before creating more`,
+  undefined, ProblemType.taskLimitReached)
 export const notFound = (what: string) => new Problem(404, `${what} not found`)
 export const unauthorized = (detail = 'A valid access token is required') =>
   new Problem(401, detail, undefined, 'about:blank', { 'www-authenticate': 'Bearer' })

@@ -3,25 +3,47 @@ import type { Principal } from '../auth/authenticate.js'
 import type { Database } from '../db/client.js'
 import { queryOne, statement } from '../db/sql.js'
 import type { Task } from '../tasks/schemas.js'
-import { TASK_COLUMNS } from '../tasks/queries.js'
+import { TASK_COLUMNS, TASK_TEXT_BYTES } from '../tasks/queries.js'
 
 /** A change as clients receive it: the task's current state, or its tombstone. */
 export type ChangeOut =
   | { seq: number, op: 'upsert', task: Task }
   | { seq: number, op: 'delete', id: string, deletedAt: string }
 
+export interface ChangesOptions {
+  /** At most this many changes. */
+  limit: number
+  /** And, after the first, only while the text read so far stays under this. */
+  maxBytes: number
+  /** False for a first sync, which has nothing to delete. */
+  tombstones?: boolean
+}
+
+/** Changes after a seq, oldest first, each task at most once, in its latest state. */
+export interface ChangePage {
+  changes: ChangeOut[]
+  hasMore: boolean
+}
+
 const hashTicket = (ticket: string) => createHash('sha256').update(ticket).digest('hex')
 
 const POSITION = statement('select change_seq as "changeSeq", sync_floor_seq as "syncFloorSeq" from users where id = $1')
-const LIVE_AFTER = `select t.seq, ${TASK_COLUMNS}, null::timestamptz as "deletedAt" from tasks t
-  where t.user_id = $1 and t.seq > $2 order by t.seq limit $3`
-/** The live tasks and the tombstones after $2, by seq: each task at most once, in its latest state. */
-const CHANGES_AFTER = statement(`(${LIVE_AFTER}) union all
-  (select d.seq, d.entity_id, null::text, null::text, null::boolean, null::timestamptz, null::task_priority,
-    null::timestamptz, null::text[], null::timestamptz, null::timestamptz, null::integer, d.deleted_at
-  from tombstones d where d.user_id = $1 and d.seq > $2 order by d.seq limit $3)
-  order by seq limit $3`)
-const LIVE_ONLY_AFTER = statement(LIVE_AFTER)
+const LIVE_AFTER = `select t.seq, ${TASK_COLUMNS}, null::timestamptz as "deletedAt", ${TASK_TEXT_BYTES} as bytes
+  from tasks t where t.user_id = $1 and t.seq > $2 order by t.seq limit $3`
+const TOMBSTONES_AFTER = `select d.seq, d.entity_id, null::text, null::text, null::boolean, null::timestamptz,
+  null::task_priority, null::timestamptz, null::text[], null::timestamptz, null::timestamptz, null::integer, d.deleted_at, 0
+  from tombstones d where d.user_id = $1 and d.seq > $2 order by d.seq limit $3`
+/**
+ * The changes after $2, by seq: at most $3 of them, and only while the text before each stays under
+ * $4 bytes (the first always comes): a page of large tasks ends early rather than loading tens of
+ * megabytes.
+ */
+const upTo = (changes: string) => statement(`select * from (
+    select c.*, sum(c.bytes) over (order by c.seq) - c.bytes as "bytesBefore" from (${changes}) c
+  ) paged where paged."bytesBefore" < $4 order by paged.seq`)
+/** Live tasks and tombstones: each task at most once, in its latest state. */
+const CHANGES_AFTER = upTo(`(${LIVE_AFTER}) union all (${TOMBSTONES_AFTER}) order by seq limit $3`)
+const LIVE_ONLY_AFTER = upTo(LIVE_AFTER)
 /**
  * Drops the tombstones older than the retention. Each user's floor rises to their highest pruned
  * tombstone, so a cursor from before it gets a 410 instead of silently missing a delete.
@@ -53,12 +75,17 @@ export function syncQueries (db: Database) {
      * Up to `limit` changes after `seq`, oldest first: each task changed since, once, in its current
      * state, and each one deleted since (unless `tombstones` is false: a first sync has nothing to delete).
      */
-    async changesAfter (userId: string, seq: number, limit: number, { tombstones = true } = {}): Promise<ChangeOut[]> {
-      const rows = await db.query<Task & { seq: number, deletedAt: string | null }>(
-        tombstones ? CHANGES_AFTER : LIVE_ONLY_AFTER, [userId, seq, limit])
-      return rows.map(({ seq, deletedAt, ...task }) => deletedAt === null
+    async changesAfter (userId: string, seq: number, { limit, maxBytes, tombstones = true }: ChangesOptions): Promise<ChangePage> {
+      const rows = await db.query<Task & { seq: number, deletedAt: string | null, bytes: number, bytesBefore: number }>(
+        tombstones ? CHANGES_AFTER : LIVE_ONLY_AFTER, [userId, seq, limit + 1, maxBytes])
+      const page = rows.slice(0, limit)
+      const last = page.at(-1)
+      // More after this page: one row past the limit, or the bytes ran out before it.
+      const hasMore = rows.length > limit || (last !== undefined && last.bytesBefore + last.bytes >= maxBytes)
+      const changes = page.map(({ seq, deletedAt, bytes, bytesBefore, ...task }): ChangeOut => deletedAt === null
         ? { seq, op: 'upsert', task }
         : { seq, op: 'delete', id: task.id, deletedAt })
+      return { changes, hasMore }
     },
 
     /** Runs from a timer, never in a request; returns how many changes went. */

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { fittingCount, MAX_PAGE_BYTES } from '../http/page-size.js'
 import { unauthorized } from '../http/problem.js'
 import { errorResponses } from '../http/schemas.js'
 import type { SyncCursors } from './cursor.js'
@@ -29,10 +30,13 @@ export const syncRoutes: FastifyPluginAsyncTypebox<SyncRoutesOptions> = async (a
     const { since } = request.query
     const from = since === undefined ? 0 : cursors.read(userId, since, log.syncFloorSeq).position.seq
     // A first sync has nothing to delete: it gets the live tasks only.
-    const rows = await sync.changesAfter(userId, from, limit + 1, { tombstones: since !== undefined })
-    const page = rows.slice(0, limit)
-    const hasMore = rows.length > limit
+    const read = await sync.changesAfter(userId, from, { limit, maxBytes: MAX_PAGE_BYTES, tombstones: since !== undefined })
+    const changes = read.changes.map(toChangeJson)
+    // A page of large tasks ends early, by bytes: the client goes on with hasMore.
+    const fitting = fittingCount(changes)
+    const hasMore = read.hasMore || fitting < changes.length
+    const page = read.changes.slice(0, fitting)
     const through = hasMore ? page.at(-1)!.seq : Math.max(page.at(-1)?.seq ?? from, log.changeSeq)
-    return { changes: page.map(toChangeJson), cursor: cursors.mint(userId, { seq: through }), hasMore }
+    return { changes: changes.slice(0, fitting), cursor: cursors.mint(userId, { seq: through }), hasMore }
   })
 }

@@ -1,6 +1,8 @@
 import type { Database } from '../db/client.js'
 import { queryOne, statement, type Sql } from '../db/sql.js'
 import { toStoredTime } from '../db/timestamps.js'
+import { fittingCount } from '../http/page-size.js'
+import { taskLimitReached } from '../http/problem.js'
 import { decodeCursor, encodeCursor, sortValue } from './cursor.js'
 import type { CreateTaskBody, ListTasksQuery, Sort, Task, UpdateTaskBody } from './schemas.js'
 
@@ -11,12 +13,19 @@ import type { CreateTaskBody, ListTasksQuery, Sort, Task, UpdateTaskBody } from 
 export const TASK_COLUMNS = 't.id, t.title, t.description, t.completed, t.completed_at as "completedAt", t.priority, ' +
   't.due_at as "dueAt", t.tags, t.created_at as "createdAt", t.updated_at as "updatedAt", t.version'
 
+/** About the size of a task's JSON: its text in bytes, plus the fixed fields. A lower bound, never more. */
+export const TASK_TEXT_BYTES = `(octet_length(t.title) + coalesce(octet_length(t.description), 0) +
+  coalesce(octet_length(array_to_string(t.tags, '')), 0) + 200)`
+
 // The owner's id is in every WHERE clause below: ownership is enforced by the statement, never by
 // comparing owners after a fetch, so another user's task and a missing one are the same nothing.
 const FIND = statement(`select ${TASK_COLUMNS} from tasks t where t.user_id = $1 and t.id = $2`)
 const EXISTS = statement('select 1 as found from tasks t where t.user_id = $1 and t.id = $2')
+/** Inserts unless the user already holds $8 tasks (task_count is kept by the triggers, migration 0009). */
 const INSERT = statement(`insert into tasks as t (user_id, title, description, priority, due_at, tags, tag_keys)
-  values ($1, $2, $3, $4::task_priority, $5::timestamptz, $6::text[], $7::text[]) returning ${TASK_COLUMNS}`)
+  select $1, $2, $3, $4::task_priority, $5::timestamptz, $6::text[], $7::text[]
+  where (select u.task_count from users u where u.id = $1) < $8
+  returning ${TASK_COLUMNS}`)
 const TOGGLE = statement(`update tasks t set completed = not t.completed,
   completed_at = case when t.completed then null else now() end, version = t.version + 1, updated_at = now()
   where t.user_id = $1 and t.id = $2 returning ${TASK_COLUMNS}`)
@@ -108,7 +117,14 @@ function insertValues (userId: string, input: CreateTaskBody): unknown[] {
  * The task statements. `changed(userId)` runs after each write that committed: the change log is
  * written by triggers in the write itself, and this tells event streams to read it (feed.ts).
  */
-export function taskQueries (db: Database, changed: (userId: string) => void = () => {}) {
+export interface TaskQueryOptions {
+  /** Runs after each write that committed, with its user (see feed.ts). */
+  changed?: (userId: string) => void
+  /** Creates past this many tasks of one user are refused (concurrent creates may pass it by a few). */
+  maxTasksPerUser?: number
+}
+
+export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser = 100_000 }: TaskQueryOptions = {}) {
 
   /** Tells a stale `If-Match` (412) from a task that is not the user's (404). */
   async function staleOrMissing (userId: string, taskId: string): Promise<{ status: 'stale' } | { status: 'missing' }> {
@@ -116,8 +132,11 @@ export function taskQueries (db: Database, changed: (userId: string) => void = (
     return found ? { status: 'stale' } : { status: 'missing' }
   }
 
-  const create = async (sql: Sql, userId: string, input: CreateTaskBody): Promise<Task> =>
-    (await queryOne<Task>(sql, INSERT, insertValues(userId, input)))!
+  const create = async (sql: Sql, userId: string, input: CreateTaskBody): Promise<Task> => {
+    const task = await queryOne<Task>(sql, INSERT, [...insertValues(userId, input), maxTasksPerUser])
+    if (!task) throw taskLimitReached(maxTasksPerUser)
+    return task
+  }
 
   return {
     async create (userId: string, input: CreateTaskBody): Promise<Task> {
@@ -150,7 +169,13 @@ export function taskQueries (db: Database, changed: (userId: string) => void = (
 
     find: (userId: string, taskId: string): Promise<Task | undefined> => queryOne<Task>(db, FIND, [userId, taskId]),
 
-    async list (userId: string, query: ListTasksQuery): Promise<TaskPage> {
+    /**
+     * A page of the user's tasks. It ends early when the next task would take its JSON past
+     * MAX_PAGE_BYTES (`nextCursor` goes on from there). `readBytes` also bounds, in the database, how
+     * much text is read, for a long list read without a cursor (the classic one, up to 1,000 tasks):
+     * its `nextCursor` is then not to be relied on.
+     */
+    async list (userId: string, query: ListTasksQuery, { readBytes }: { readBytes?: number } = {}): Promise<TaskPage> {
       const sort = query.sort ?? '-createdAt'
       const limit = query.limit ?? 20
       const spec = SORT_SPECS[sort]
@@ -174,11 +199,20 @@ export function taskQueries (db: Database, changed: (userId: string) => void = (
         conditions.push(`(${spec.key}, t.id) ${spec.descending ? '<' : '>'} (${spec.keyOf(add(cursor.value))}, ${add(cursor.id)}::uuid)`)
       }
       const direction = spec.descending ? 'desc' : 'asc'
-      const rows = await db.query<Task>(statement(`select ${TASK_COLUMNS} from tasks t where ${conditions.join(' and ')} ` +
-        `order by ${spec.key} ${direction}, t.id ${direction} limit ${add(limit + 1)}`), values)
-      const items = rows.slice(0, limit)
+      const order = `${spec.key} ${direction}, t.id ${direction}`
+      const where = conditions.join(' and ')
+      const take = add(limit + 1)
+      // The running sum streams with the index scan: the database stops at the limit, as without it.
+      const text = readBytes === undefined
+        ? `select ${TASK_COLUMNS} from tasks t where ${where} order by ${order} limit ${take}`
+        : `select * from (select ${TASK_COLUMNS}, sum(${TASK_TEXT_BYTES}) over w - ${TASK_TEXT_BYTES} as "bytesBefore",
+            row_number() over w as "rank" from tasks t where ${where}
+            window w as (order by ${order} rows unbounded preceding) order by ${order} limit ${take}) page
+          where page."bytesBefore" < ${add(readBytes)} order by page.rank`
+      const rows = await db.query<Task>(statement(text), values)
+      const items = rows.slice(0, Math.min(limit, fittingCount(rows)))
       const last = items.at(-1)
-      const nextCursor = rows.length > limit && last
+      const nextCursor = rows.length > items.length && last
         ? encodeCursor({ sort, value: sortValue(sort, last), id: last.id })
         : null
       return { items, nextCursor }

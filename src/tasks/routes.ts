@@ -62,7 +62,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
       summary: 'Create a task',
       headers: IdempotencyHeaders,
       body: CreateTaskBody,
-      response: { 201: TaskJson, ...errorResponses(400, 401, 413, 415, 422) },
+      response: { 201: TaskJson, ...errorResponses(400, 401, 409, 413, 415, 422) },
     },
   }, async (request, reply) => {
     const key = request.headers['idempotency-key']
