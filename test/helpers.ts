@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import pg from 'pg'
 import { buildApp } from '../src/app.js'
@@ -159,4 +159,43 @@ export function expectProblem (res: { statusCode: number, headers: Record<string
     throw new Error(`not a problem body: ${JSON.stringify(body)}`)
   }
   return body
+}
+
+/**
+ * Operations anyone may call: sign-in, health, the reference, metrics (which has its own access
+ * rule). Everything else in /openapi.json must require a bearer token: a route added later cannot
+ * escape the tests that loop over the document.
+ */
+export const PUBLIC_OPERATIONS = new Set([
+  'POST /api/v1/auth/register', 'POST /api/v1/auth/login', 'POST /api/v1/auth/refresh', 'POST /api/v1/auth/logout',
+  'GET /healthz', 'GET /readyz', 'GET /metrics',
+])
+
+export interface Operation {
+  method: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
+  /** As documented, such as /api/v1/tasks/{id}. */
+  path: string
+  /** With every path parameter filled in (a random UUID). */
+  url: string
+  /** The operation object of the document. */
+  spec: Record<string, any>
+}
+
+/** Every operation /openapi.json documents. */
+export async function documentedOperations (app: FastifyInstance): Promise<Operation[]> {
+  const doc = (await app.inject({ url: '/openapi.json' })).json()
+  const operations: Operation[] = []
+  for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
+    for (const [method, spec] of Object.entries(item)) {
+      if (!['get', 'post', 'put', 'patch', 'delete'].includes(method)) continue
+      const url = path.replace(/\{[^}]+\}/g, () => randomUUID())
+      operations.push({ method: method.toUpperCase() as Operation['method'], path, url, spec })
+    }
+  }
+  return operations
+}
+
+/** The documented operations that require a bearer token. */
+export async function protectedOperations (app: FastifyInstance): Promise<Operation[]> {
+  return (await documentedOperations(app)).filter((op) => !PUBLIC_OPERATIONS.has(`${op.method} ${op.path}`))
 }

@@ -236,5 +236,22 @@ describe.each(testDatabases)('sessions on $name', (target) => {
     it('refuses a body without a token with a 400', async () => {
       expectProblem(await t.inject({ method: 'POST', url: '/api/v1/auth/logout', payload: {} }), 400)
     })
+
+    // Concurrent transactions need a server database: PGlite runs one statement at a time.
+    it.skipIf(target.name !== 'postgres')('never leaves a valid token behind when a refresh races a logout or a password change', async () => {
+      let raced = 0
+      for (let i = 0; i < 30; i++) {
+        const account = await t.signUp()
+        const ending = i % 2 === 0
+          ? logout(account.refreshToken)
+          : t.inject({ method: 'POST', url: '/api/v1/users/me/password', headers: account.headers, payload: { currentPassword: PASSWORD, newPassword: 'a different password' } })
+        const [refreshed] = await Promise.all([refresh(account.refreshToken), ending])
+        if (refreshed.statusCode !== 200) continue
+        raced++
+        // The refresh won the race: the session's end came after it, so its new token is ended too.
+        expectProblem(await refresh(refreshed.json().refreshToken), 401)
+      }
+      console.log(`[${target.name}] refresh committed before the session ended in ${raced} of 30 races`)
+    })
   })
 })

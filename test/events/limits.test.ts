@@ -1,23 +1,26 @@
 import http from 'node:http'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import type { Database } from '../../src/db/client.js'
+import pg from 'pg'
+import { LISTEN_APPLICATION_NAME, type Database } from '../../src/db/client.js'
 import { statement } from '../../src/db/sql.js'
 import { MAX_BACKLOG_BYTES } from '../../src/events/stream.js'
 import { buildTestApp, expectProblem, PASSWORD, testDatabases, type Account, type TestApp } from '../helpers.js'
 import { asProblem, asStream, get, json, portOf, type SseStream } from './sse.js'
 
-/** A database that counts the statements whose text matches `pattern`. */
-function counting (database: Database, pattern: RegExp) {
-  let count = 0
+/** A database that counts the statements whose text matches each pattern. */
+function counting<K extends string> (database: Database, patterns: Record<K, RegExp>) {
+  const counts = new Map<K, number>()
   const counted: Database = {
     ...database,
     query: (s, values) => {
-      if (pattern.test(s.text)) count++
+      for (const [name, pattern] of Object.entries(patterns) as Array<[K, RegExp]>) {
+        if (pattern.test(s.text)) counts.set(name, (counts.get(name) ?? 0) + 1)
+      }
       return database.query(s, values)
     },
   }
-  return { database: counted, count: () => count, reset: () => { count = 0 } }
+  return { database: counted, count: (name: K) => counts.get(name) ?? 0, reset: () => counts.clear() }
 }
 
 /** The value of one metric in Prometheus text. */
@@ -39,14 +42,19 @@ function openWithoutReading (port: number, path: string, headers: Record<string,
 describe.each(testDatabases)('event stream limits on $name', (target) => {
   let t: TestApp
   let port: number
-  let changeReads: ReturnType<typeof counting>
+  let statements: ReturnType<typeof counting<'changes' | 'heads'>>
   let drop: () => Promise<void>
+  let databaseUrl: string | undefined
   beforeAll(async () => {
     const opened = await target.open()
     drop = opened.drop
-    changeReads = counting(opened.database, /from tombstones d where d\.user_id/)
+    databaseUrl = opened.url
+    statements = counting(opened.database, {
+      changes: /from tombstones d where d\.user_id/, // a read of a user's change log
+      heads: /change_seq as "changeSeq" from users where id = any/, // the log positions of many users
+    })
     t = await buildTestApp(target, {
-      database: changeReads.database,
+      database: statements.database,
       env: { EVENT_STREAMS_PER_USER: '4', RATE_LIMIT_API_PER_MINUTE: '1000' },
     })
     await t.app.listen({ port: 0, host: '127.0.0.1' })
@@ -94,13 +102,34 @@ describe.each(testDatabases)('event stream limits on $name', (target) => {
     const task = await t.createTask(dave, { title: 'watched' })
     const streams = [await open(dave), await open(dave), await open(dave), await open(dave)]
     await sleep(200) // their catch-up reads are done
-    changeReads.reset()
+    statements.reset()
     for (let i = 1; i <= 5; i++) {
       await t.inject({ method: 'PATCH', url: `/api/v1/tasks/${task.id}`, headers: dave.headers, payload: { title: `watched ${i}` } })
       for (const s of streams) expect(json(await s.nextEvent()).title).toBe(`watched ${i}`)
     }
     // Four streams, five changes: about five reads (a poll may add one), where it took twenty.
-    expect(changeReads.count()).toBeLessThanOrEqual(7)
+    expect(statements.count('changes')).toBeLessThanOrEqual(7)
+    for (const s of streams) s.close()
+  })
+
+  it.skipIf(target.name !== 'postgres')('checks every user with a stream in one query when a lost LISTEN connection comes back', async () => {
+    const users = [await t.signUp(), await t.signUp(), await t.signUp()]
+    const streams = await Promise.all(users.flatMap((u) => [open(u), open(u)]))
+    await sleep(200)
+    statements.reset()
+    const admin = new pg.Client({ connectionString: databaseUrl })
+    await admin.connect()
+    try {
+      await admin.query(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = $1 and datname = current_database()`, [LISTEN_APPLICATION_NAME])
+    } finally {
+      await admin.end()
+    }
+    // A change while the connection is down reaches its streams anyway, after the catch-up.
+    const task = await t.createTask(users[0]!, { title: 'while reconnecting' })
+    for (const s of streams.slice(0, 2)) expect(json(await s.nextEvent(5_000)).id).toBe(task.id)
+    // Six streams of three users: one query for all of them (the poll may add one), never one per stream.
+    expect(statements.count('heads')).toBeGreaterThanOrEqual(1)
+    expect(statements.count('heads')).toBeLessThanOrEqual(2)
     for (const s of streams) s.close()
   })
 
