@@ -21,6 +21,7 @@ import { noticeFeed } from './events/feed.js'
 import { eventHub } from './events/hub.js'
 import { eventRoutes, ticketRoutes } from './events/routes.js'
 import { requireUser } from './http/auth-guard.js'
+import { registerCors } from './http/cors.js'
 import { guardInput } from './http/input-guard.js'
 import { runEvery } from './http/jobs.js'
 import { registerMetrics } from './http/metrics.js'
@@ -133,6 +134,7 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   if (stdout) app.addHook('onClose', async () => { stdout.stop() })
+  await registerCors(app, config.corsOrigins)
   app.setValidatorCompiler(validatorCompiler())
   app.removeContentTypeParser('text/plain') // JSON only: anything else is a 415
   // Many front ends send Content-Type: application/json on every request, bodiless ones too

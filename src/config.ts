@@ -38,6 +38,11 @@ export interface Config {
   readonly rateLimits: RateLimitConfig
   /** When set, /metrics requires `Authorization: Bearer <token>`; unset, it answers loopback only. */
   readonly metricsToken: string | undefined
+  /**
+   * Origins whose browser front ends may call the API (CORS): exact origins, or `*` for any; empty
+   * means none (no CORS headers at all).
+   */
+  readonly corsOrigins: readonly string[]
   /** Tasks one user may hold; a create past it is a 409 problem. */
   readonly tasksPerUserMax: number
   /** Event streams one user may hold open at once, per process; the next is a 429. */
@@ -70,6 +75,16 @@ function isProxyAddress (entry: string): boolean {
   if (prefix === undefined) return true
   const bits = Number(prefix)
   return /^[0-9]+$/.test(prefix) && bits <= (version === 4 ? 32 : 128)
+}
+
+/** `https://app.example.com` or `http://localhost:3000`: what a browser sends in Origin. */
+function isOrigin (value: string): boolean {
+  try {
+    const url = new URL(value)
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value
+  } catch {
+    return false
+  }
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -164,6 +179,13 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     problems.push('WORKERS above 1 needs DATABASE_URL: the embedded database belongs to one process (unset WORKERS, or use a PostgreSQL server)')
   }
 
+  const corsOrigins = (env.CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '')
+  const badOrigins = corsOrigins.filter((o) => o !== '*' && !isOrigin(o))
+  if (badOrigins.length > 0) {
+    problems.push(`CORS_ORIGINS must be * or a comma-separated list of origins such as https://app.example.com,http://localhost:3000 (scheme, host and port only, no path); "${badOrigins.join(', ')}" is not one`)
+  }
+  if (corsOrigins.includes('*') && corsOrigins.length > 1) problems.push('CORS_ORIGINS is either * or a list of origins, not both')
+
   const preparedRaw = (env.DATABASE_PREPARED_STATEMENTS ?? 'auto').trim() || 'auto'
   if (!['auto', 'true', 'false'].includes(preparedRaw)) {
     problems.push(`DATABASE_PREPARED_STATEMENTS must be auto, true or false, got "${preparedRaw}"`)
@@ -202,6 +224,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     metricsToken,
     eventStreamsPerUser: integer('EVENT_STREAMS_PER_USER', 10, 1, 10_000),
     tasksPerUserMax: integer('TASKS_PER_USER_MAX', 100_000, 1, 100_000_000),
+    corsOrigins: Object.freeze(corsOrigins),
     workers,
     databasePreparedStatements: preparedRaw === 'true' ? true : preparedRaw === 'false' ? false : 'auto',
   }

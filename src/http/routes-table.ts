@@ -18,6 +18,8 @@ export interface RouteTableOptions {
 export function routeTable (app: FastifyInstance, { maxParamLength, refuses = () => false }: RouteTableOptions) {
   const router = FindMyWay({ maxParamLength, defaultRoute: () => {} })
   app.addHook('onRoute', (route) => {
+    // The CORS plugin's OPTIONS * answers preflights only; it does not make every path answer OPTIONS.
+    if (route.url === '*') return
     for (const method of [route.method].flat()) {
       if ((METHODS as readonly string[]).includes(method) && !router.hasRoute(method as 'GET', route.url)) {
         router.on(method as 'GET', route.url, () => {})

@@ -1,0 +1,33 @@
+import cors from '@fastify/cors'
+import type { FastifyInstance } from 'fastify'
+
+/** The request headers a front end sends: the token, JSON, conditional writes, retries, resuming a stream. */
+const ALLOWED_HEADERS = ['authorization', 'content-type', 'if-match', 'if-none-match', 'idempotency-key', 'last-event-id', 'x-request-id']
+/** The response headers a front end reads. */
+const EXPOSED_HEADERS = ['ETag', 'Location', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'X-Request-Id', 'Idempotent-Replayed']
+
+/**
+ * Cross-origin calls from the listed origins (`*`: any). Tokens travel in the Authorization header,
+ * never in cookies, so credentials mode is never allowed: there is no CSRF to defend against. Any
+ * other origin gets no CORS header at all, and its browser refuses the answer. Nothing is registered
+ * when the list is empty.
+ */
+export async function registerCors (app: FastifyInstance, origins: readonly string[]): Promise<void> {
+  if (origins.length === 0) return
+  const allowed = new Set(origins)
+  const any = allowed.has('*')
+  await app.register(cors, {
+    origin: (origin, callback) => {
+      if (origin === undefined) callback(null, false) // not a cross-origin browser request
+      else callback(null, any ? '*' : allowed.has(origin) ? origin : false)
+    },
+    credentials: false,
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    allowedHeaders: ALLOWED_HEADERS,
+    exposedHeaders: EXPOSED_HEADERS,
+    maxAge: 600,
+    // An OPTIONS from an allowed origin is a preflight even without Access-Control-Request-Method,
+    // rather than a plain-text 400.
+    strictPreflight: false,
+  })
+}

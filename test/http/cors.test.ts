@@ -1,0 +1,106 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { ConfigError, loadConfig } from '../../src/config.js'
+import { buildTestApp, expectProblem, testDatabases, type Account, type TestApp } from '../helpers.js'
+import { asStream, get, portOf } from '../events/sse.js'
+
+const FRONT_END = 'http://localhost:3000'
+const ELSEWHERE = 'https://evil.example'
+
+const preflight = (t: TestApp, url: string, origin: string, method = 'POST') => t.inject({
+  method: 'OPTIONS', url, headers: { origin, 'access-control-request-method': method, 'access-control-request-headers': 'authorization, content-type, if-match' },
+})
+
+describe('CORS_ORIGINS', () => {
+  it('takes exact origins or *, and refuses paths, other schemes and a mix', () => {
+    expect(loadConfig({}).corsOrigins).toEqual([])
+    expect(loadConfig({ CORS_ORIGINS: 'https://app.example.com, http://localhost:3000' }).corsOrigins)
+      .toEqual(['https://app.example.com', 'http://localhost:3000'])
+    expect(loadConfig({ CORS_ORIGINS: '*' }).corsOrigins).toEqual(['*'])
+    for (const bad of ['https://app.example.com/', 'https://app.example.com/path', 'ftp://x.example', 'localhost:3000', '*,https://a.example']) {
+      expect(() => loadConfig({ CORS_ORIGINS: bad }), bad).toThrow(ConfigError)
+    }
+  })
+})
+
+describe.each(testDatabases)('CORS on $name', (target) => {
+  let t: TestApp
+  let alice: Account
+  beforeAll(async () => {
+    t = await buildTestApp(target, { env: { CORS_ORIGINS: `${FRONT_END},https://app.example.com` } })
+    await t.app.listen({ port: 0, host: '127.0.0.1' })
+    alice = await t.signUp()
+  })
+  afterAll(() => t.close())
+
+  describe('a preflight from an allowed origin', () => {
+    it.each(['/api/v1/tasks', '/api/v1/tasks/00000000-0000-4000-8000-000000000001', '/api/USER/tasks', '/api/v1/events'])('is a 204 for %s with what the front end needs', async (path) => {
+      const res = await preflight(t, path.replace('USER', alice.id), FRONT_END)
+      expect(res.statusCode).toBe(204)
+      expect(res.headers['access-control-allow-origin']).toBe(FRONT_END)
+      expect(res.headers['access-control-allow-methods']).toBe('GET, HEAD, POST, PUT, PATCH, DELETE')
+      expect(String(res.headers['access-control-allow-headers']).split(', ')).toEqual(
+        ['authorization', 'content-type', 'if-match', 'if-none-match', 'idempotency-key', 'last-event-id', 'x-request-id'])
+      expect(res.headers['access-control-max-age']).toBe('600')
+      expect(res.headers['access-control-allow-credentials']).toBeUndefined()
+      expect(res.headers.vary).toContain('Origin')
+    })
+  })
+
+  it('gives an actual request from an allowed origin its origin and the headers it may read', async () => {
+    const res = await t.inject({ method: 'POST', url: '/api/v1/tasks', headers: { ...alice.headers, origin: FRONT_END }, payload: { title: 'cross-origin' } })
+    expect(res.statusCode).toBe(201)
+    expect(res.headers['access-control-allow-origin']).toBe(FRONT_END)
+    expect(String(res.headers['access-control-expose-headers']).split(', ')).toEqual(
+      ['ETag', 'Location', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'X-Request-Id', 'Idempotent-Replayed'])
+    // Errors too: a front end must be able to read the problem.
+    const problem = await t.inject({ url: '/api/v1/tasks', headers: { origin: FRONT_END } })
+    expectProblem(problem, 401)
+    expect(problem.headers['access-control-allow-origin']).toBe(FRONT_END)
+  })
+
+  it('serves the classic routes cross-origin', async () => {
+    const res = await t.inject({ url: `/api/${alice.id}/tasks`, headers: { ...alice.headers, origin: FRONT_END } })
+    expect(res.statusCode).toBe(200)
+    expect(res.headers['access-control-allow-origin']).toBe(FRONT_END)
+  })
+
+  it('gives an origin not on the list no CORS header at all, preflight or not', async () => {
+    const pre = await preflight(t, '/api/v1/tasks', ELSEWHERE)
+    expect(pre.statusCode).toBe(405)
+    const actual = await t.inject({ url: '/api/v1/tasks', headers: { ...alice.headers, origin: ELSEWHERE } })
+    expect(actual.statusCode).toBe(200) // the server answers; the browser will not hand it over
+    for (const res of [pre, actual]) {
+      expect(Object.keys(res.headers).filter((h) => h.startsWith('access-control-'))).toEqual([])
+    }
+  })
+
+  it('streams events cross-origin, with the CORS headers on the stream', async () => {
+    const stream = asStream(await get(portOf(t.app), '/api/v1/events', { ...alice.headers, origin: FRONT_END }))
+    expect(stream.response.headers['access-control-allow-origin']).toBe(FRONT_END)
+    const task = await t.createTask(alice, { title: 'seen cross-origin' })
+    expect(JSON.parse((await stream.nextEvent()).data).id).toBe(task.id)
+    stream.close()
+  })
+
+  it('answers * with no credentials when CORS_ORIGINS=*', async () => {
+    const open = await buildTestApp(target, { database: t.database, env: { CORS_ORIGINS: '*' } })
+    try {
+      const res = await open.inject({ url: '/healthz', headers: { origin: ELSEWHERE } })
+      expect(res.headers['access-control-allow-origin']).toBe('*')
+      expect(res.headers['access-control-allow-credentials']).toBeUndefined()
+    } finally {
+      await open.app.close()
+    }
+  })
+
+  it('sends no CORS header and answers OPTIONS with 405 when CORS_ORIGINS is unset', async () => {
+    const closed = await buildTestApp(target, { database: t.database })
+    try {
+      const res = await preflight(closed, '/api/v1/tasks', FRONT_END)
+      expectProblem(res, 405)
+      expect(res.headers['access-control-allow-origin']).toBeUndefined()
+    } finally {
+      await closed.app.close()
+    }
+  })
+})
