@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import swagger from '@fastify/swagger'
-import swaggerUi from '@fastify/swagger-ui'
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { Ajv } from 'ajv'
 import addFormatsModule from 'ajv-formats'
 import { pino } from 'pino'
@@ -25,8 +23,11 @@ import { registerCors } from './http/cors.js'
 import { guardInput } from './http/input-guard.js'
 import { runEvery } from './http/jobs.js'
 import { registerMetrics } from './http/metrics.js'
+import { registerOpenApi } from './http/openapi.js'
 import { routeTable } from './http/routes-table.js'
-import { clientErrorHandler, frameworkErrors, noRoute, Problem, ProblemType, registerProblemHandlers } from './http/problem.js'
+import { errorResponses } from './http/schemas.js'
+import { clientErrorHandler, frameworkErrors, noRoute, registerProblemHandlers } from './http/errors.js'
+import { databaseUnavailable } from './http/problem.js'
 import { batchedCounter, limitRequests, rateLimitQueries } from './http/rate-limit.js'
 import { syncCursors } from './sync/cursor.js'
 import { syncQueries } from './sync/queries.js'
@@ -153,42 +154,26 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
     done(null, payload)
   })
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'taskbase',
-        version: '1.0.0',
-        description: 'Multi-user task API. Errors are application/problem+json (RFC 9457).',
-      },
-      components: {
-        securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
-      },
-      tags: [
-        { name: 'auth', description: 'Accounts and tokens' },
-        { name: 'users', description: 'The signed-in user' },
-        { name: 'tasks', description: 'Your tasks; another user\'s task is always 404' },
-        { name: 'sync', description: 'Keeping a local copy: delta sync and live events' },
-        { name: 'classic', description: 'The /api/{user_id}/tasks contract of existing todo front ends, over the same tasks' },
-        { name: 'operations', description: 'Health and documentation' },
-      ],
-    },
-  })
-  await app.register(swaggerUi, { routePrefix: '/docs' })
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+  await registerOpenApi(app)
 
+  const HealthJson = Type.Object({ status: Type.Literal('ok') }, { title: 'Health', examples: [{ status: 'ok' }] })
   app.get('/healthz', {
-    schema: { tags: ['operations'], summary: 'The process is up (no database check)' },
-  }, async () => ({ status: 'ok' }))
+    schema: { tags: ['operations'], operationId: 'health', summary: 'The process is up (no database check)', response: { 200: HealthJson } },
+  }, async () => ({ status: 'ok' as const }))
   app.get('/readyz', {
-    schema: { tags: ['operations'], summary: 'The database answers; 503 when it does not' },
+    schema: {
+      tags: ['operations'],
+      operationId: 'readiness',
+      summary: 'The database answers; 503 when it does not',
+      response: { 200: HealthJson, ...errorResponses([503, 'The database does not answer (type database-unavailable)']) },
+    },
   }, async () => {
     try {
       await database.ping()
     } catch {
-      throw new Problem(503, 'The database is not reachable', undefined, ProblemType.databaseUnavailable, { 'retry-after': '2' })
+      throw databaseUnavailable('The database is not reachable')
     }
-    return { status: 'ok' }
+    return { status: 'ok' as const }
   })
   // Before the feature scopes, so that its hooks count every route.
   const metrics = registerMetrics(app, { database, token: config.metricsToken })

@@ -17,7 +17,10 @@ export interface Config {
   readonly databaseDirectUrl: string | undefined
   readonly databasePoolSize: number
   readonly dataDir: string
-  /** Undefined on the embedded database: a random secret is then kept in `dataDir`. */
+  /**
+   * Undefined: a random secret is generated once and kept, in `dataDir` for the embedded database,
+   * in the database itself (table server_settings) for a server one, shared by every process.
+   */
   readonly jwtSecret: string | undefined
   readonly jwtIssuer: string
   readonly jwtAudience: string
@@ -128,10 +131,6 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret) < 32) {
     problems.push('JWT_SECRET must be at least 32 bytes; generate one with: openssl rand -base64 48')
   }
-  if (jwtSecret === undefined && databaseUrl !== undefined) {
-    // Every process on one database must sign with the same secret, so none may invent its own.
-    problems.push('JWT_SECRET is required with DATABASE_URL (all processes must share it); generate one with: openssl rand -base64 48')
-  }
 
   const jwksUrl = env.AUTH_JWKS_URL || undefined
   if (jwksUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(jwksUrl)) {
@@ -144,6 +143,11 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   if (sharedSecret !== undefined && sharedSecret === jwtSecret) {
     // Each would accept the other's tokens: the provider could mint ours, and ours pass as the provider's.
     problems.push('AUTH_SHARED_SECRET must differ from JWT_SECRET: the identity provider\'s secret and taskbase\'s own are separate keys')
+  }
+
+  const subjectClaim = (env.AUTH_SUBJECT_CLAIM ?? '').trim() || 'sub'
+  if (!/^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)*$/.test(subjectClaim)) {
+    problems.push(`AUTH_SUBJECT_CLAIM must be a claim name or a dotted path such as user.id, got "${subjectClaim}"`)
   }
 
   const trustProxyRaw = (env.TRUST_PROXY ?? '').trim()
@@ -213,6 +217,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
       issuer: env.AUTH_ISSUER || undefined,
       audience: env.AUTH_AUDIENCE || undefined,
       jwksCooldownMs: integer('AUTH_JWKS_REFRESH_COOLDOWN_SECONDS', 10, 0, 3600) * 1000,
+      subjectClaim,
     }),
     trustProxy,
     rateLimits: Object.freeze({

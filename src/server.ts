@@ -1,9 +1,7 @@
 import cluster from 'node:cluster'
-import { randomBytes } from 'node:crypto'
-import { readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
 import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
+import { databaseSecret, embeddedSecret } from './auth/secret.js'
 import type { TokenKeys } from './auth/tokens.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { openEmbedded, openPostgres, type Database } from './db/client.js'
@@ -13,22 +11,6 @@ import { DataDirLockedError, lockDataDir } from './db/lock.js'
 const DRAIN_MS = 8_000
 /** After this, the process exits whatever is still running. */
 const SHUTDOWN_MS = 10_000
-
-/**
- * The embedded default needs no configuration, so it invents a signing secret on first start and
- * keeps it beside the data (mode 0600): tokens survive a restart.
- */
-function embeddedSecret (dataDir: string): string {
-  const path = join(dataDir, 'jwt-secret')
-  try {
-    return readFileSync(path, 'utf8').trim()
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error
-    const secret = randomBytes(48).toString('base64url')
-    writeFileSync(path, `${secret}\n`, { mode: 0o600, flag: 'wx' })
-    return secret
-  }
-}
 
 function tokenKeys (config: Config, secret: string): TokenKeys {
   return {
@@ -49,11 +31,9 @@ const earlyLog = {
 async function serve (config: Config): Promise<void> {
   let releaseLock = () => {}
   let database: Database
-  let secret: string
   if (config.databaseUrl === undefined) {
     releaseLock = lockDataDir(config.dataDir)
     database = await openEmbedded(config.dataDir)
-    secret = config.jwtSecret ?? embeddedSecret(config.dataDir)
   } else {
     database = await openPostgres({
       url: config.databaseUrl,
@@ -65,9 +45,10 @@ async function serve (config: Config): Promise<void> {
       // handler waiting on a lock.
       statementTimeoutMs: config.requestTimeoutMs,
     })
-    secret = config.jwtSecret!
   }
   await database.migrate()
+  // JWT_SECRET when set; else one kept beside the embedded data, or in the server database for every process.
+  const secret = config.jwtSecret ?? (config.databaseUrl === undefined ? embeddedSecret(config.dataDir) : await databaseSecret(database))
   const app = await buildApp(config, { database, keys: tokenKeys(config, secret) })
 
   let closing = false

@@ -27,15 +27,21 @@ describe('loadConfig', () => {
     expect(message).not.toContain('hunter2')
   })
 
-  it('requires JWT_SECRET with DATABASE_URL, since every process must share it', () => {
-    expect(() => loadConfig({ DATABASE_URL: 'postgres://localhost/taskbase' })).toThrow(/JWT_SECRET is required/)
-    expect(loadConfig({ DATABASE_URL: 'postgres://localhost/taskbase', JWT_SECRET: 'x'.repeat(32) }).databaseUrl).toBeDefined()
+  it('needs no JWT_SECRET with DATABASE_URL: the secret is then kept in the database', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgres://localhost/taskbase' }).jwtSecret).toBeUndefined()
+    expect(loadConfig({ DATABASE_URL: 'postgres://localhost/taskbase', JWT_SECRET: 'x'.repeat(32) }).jwtSecret).toBe('x'.repeat(32))
   })
 
   it('refuses an AUTH_SHARED_SECRET equal to JWT_SECRET, without echoing either', () => {
     const secret = 'the same secret for both, 32 bytes or more'
     expect(() => loadConfig({ JWT_SECRET: secret, AUTH_SHARED_SECRET: secret })).toThrow(/AUTH_SHARED_SECRET must differ from JWT_SECRET/)
     try { loadConfig({ JWT_SECRET: secret, AUTH_SHARED_SECRET: secret }) } catch (error) { expect((error as Error).message).not.toContain(secret) }
+  })
+
+  it('takes AUTH_SUBJECT_CLAIM as a claim name or a dotted path', () => {
+    expect(loadConfig({}).externalAuth.subjectClaim).toBe('sub')
+    expect(loadConfig({ AUTH_SUBJECT_CLAIM: 'user.id' }).externalAuth.subjectClaim).toBe('user.id')
+    expect(() => loadConfig({ AUTH_SUBJECT_CLAIM: 'user..id' })).toThrow(/AUTH_SUBJECT_CLAIM/)
   })
 
   it('runs one process by default, one per core with WORKERS=auto, and several only on a server database', () => {

@@ -1,5 +1,5 @@
 import { createLocalJWKSet, decodeProtectedHeader, errors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose'
-import { Problem, ProblemType } from '../http/problem.js'
+import { identityProviderUnavailable as providerUnavailable, Problem } from '../http/problem.js'
 import type { ExternalIdentity } from '../users/queries.js'
 
 /** Tokens of an external identity provider (Better Auth and the like). */
@@ -14,6 +14,11 @@ export interface ExternalAuthConfig {
   readonly audience?: string
   /** After a fetch, a token naming an unknown `kid` waits this long before the next fetch (10 s). */
   readonly jwksCooldownMs?: number
+  /**
+   * The claim that holds the user's id: `sub` by default, or a dotted path such as `user.id` (Better
+   * Auth's session_data token). Email and name are read beside it when not at the top level.
+   */
+  readonly subjectClaim?: string
 }
 
 /**
@@ -21,10 +26,6 @@ export interface ExternalAuthConfig {
  * against a public key used as an HMAC secret (the classic algorithm-confusion attack).
  */
 const JWKS_ALGORITHMS = ['EdDSA', 'Ed25519', 'ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512']
-
-export const providerUnavailable = () => new Problem(503,
-  'The identity provider that signed this token cannot be reached to check it; retry shortly',
-  undefined, ProblemType.identityProviderUnavailable, { 'retry-after': '5' })
 
 /** Keys older than this are fetched again on the next token (the old ones serve while it runs). */
 const JWKS_MAX_AGE_MS = 10 * 60_000
@@ -100,14 +101,26 @@ export type VerifiedIdentity = ExternalIdentity & { expiresAt: number }
 export type ExternalVerifier = (token: string) => Promise<VerifiedIdentity | null>
 
 /** Undefined when no external provider is configured. */
+/** The value at a dotted path of the claims, such as user.id; undefined when any step is missing. */
+function claimAt (payload: JWTPayload, path: string[]): unknown {
+  let value: unknown = payload
+  for (const step of path) {
+    if (value === null || typeof value !== 'object' || !Object.hasOwn(value, step)) return undefined
+    value = (value as Record<string, unknown>)[step]
+  }
+  return value
+}
+
 export function externalVerifier (config: ExternalAuthConfig): ExternalVerifier | undefined {
   const jwks = config.jwksUrl ? jwksKeys(config.jwksUrl, config.jwksCooldownMs ?? 10_000) : undefined
   const secret = config.sharedSecret ? new TextEncoder().encode(config.sharedSecret) : undefined
   if (!jwks && !secret) return undefined
+  const subjectPath = (config.subjectClaim ?? 'sub').split('.')
+  // iss and aud are checked when configured; a token without expiry is never accepted.
   const claimChecks = {
     ...(config.issuer && { issuer: config.issuer }),
     ...(config.audience && { audience: config.audience }),
-    requiredClaims: ['sub', 'exp'],
+    requiredClaims: subjectPath.length === 1 ? [subjectPath[0]!, 'exp'] : ['exp'],
   }
   // Users are keyed by the verifier that vouched for them, never by what the token says of itself:
   // a token signed with the shared secret cannot claim to be one of the JWK Set provider's users.
@@ -135,14 +148,18 @@ export function externalVerifier (config: ExternalAuthConfig): ExternalVerifier 
       if (error instanceof errors.JOSEError || error instanceof TypeError) return null
       throw error
     }
-    const subject = payload.sub
+    const subject = claimAt(payload, subjectPath)
     if (typeof subject !== 'string' || subject.length === 0 || subject.length > 255) return null
+    // Beside the subject (user.email next to user.id) when the token keeps its user in an object.
+    const holder = claimAt(payload, subjectPath.slice(0, -1)) as Record<string, unknown> | undefined
+    const email = payload.email ?? holder?.email
+    const name = payload.name ?? holder?.name
     return {
       issuer: alg === 'HS256' ? sharedSecretIssuer : jwksIssuer,
       subject,
       expiresAt: payload.exp! * 1000,
-      email: typeof payload.email === 'string' && payload.email.length <= 254 ? payload.email : undefined,
-      name: typeof payload.name === 'string' && payload.name.length <= 100 ? payload.name : undefined,
+      email: typeof email === 'string' && email.length <= 254 ? email : undefined,
+      name: typeof name === 'string' && name.length <= 100 ? name : undefined,
     }
   }
 }

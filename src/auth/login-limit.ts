@@ -1,5 +1,6 @@
 import type { FastifyReply } from 'fastify'
-import { decide, rateLimited, setLimitHeaders, type OnRateLimited, type RateLimitQueries } from '../http/rate-limit.js'
+import { rateLimited } from '../http/problem.js'
+import { decide, setLimitHeaders, type OnRateLimited, type RateLimitQueries } from '../http/rate-limit.js'
 
 export interface LoginLimitOptions {
   /** Failed password checks allowed per account and per client address in one window; 0 switches this off. */
@@ -56,7 +57,7 @@ export function loginLimit (limits: RateLimitQueries, { failures, windowSeconds 
       const exceeded = decisions.filter((d) => d.exceeded).sort((a, b) => b.secondsLeft - a.secondsLeft)
       if (exceeded[0]) {
         onLimited('login_failures')
-        throw rateLimited(exceeded[0], TOO_MANY)
+        throw rateLimited(TOO_MANY, exceeded[0])
       }
       for (const decision of decisions) setLimitHeaders(reply, decision)
       return {

@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Problem, ProblemType, unauthorized } from '../http/problem.js'
+import { emailTaken, refreshTokenReused, unauthorized } from '../http/problem.js'
 import { errorResponses, sendEmpty } from '../http/schemas.js'
 import type { UserQueries } from '../users/queries.js'
 import type { LoginLimit } from './login-limit.js'
@@ -26,14 +26,14 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
     },
     schema: {
       tags: ['auth'],
-      summary: 'Create an account and sign in',
+      operationId: 'register', summary: 'Create an account and sign in',
       body: RegisterBody,
-      response: { 201: SessionJson, ...errorResponses(400, 409, 413, 415) },
+      response: { 201: SessionJson, ...errorResponses(400, [409, 'An account with this email already exists (compared case-insensitively)']) },
     },
   }, async (request, reply) => {
     const { email, password, name } = request.body
     const user = await users.create({ email, name, passwordHash: await hashPassword(password) })
-    if (!user) throw new Problem(409, 'An account with this email already exists')
+    if (!user) throw emailTaken()
     const tokens = await sessions.start(user.id)
     return reply.code(201).send({ user: toUserJson(user), ...tokens })
   })
@@ -41,9 +41,9 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
   app.post('/auth/login', {
     schema: {
       tags: ['auth'],
-      summary: 'Sign in with email and password',
+      operationId: 'login', summary: 'Sign in with email and password',
       body: LoginBody,
-      response: { 200: SessionJson, ...errorResponses(400, 401, 429) },
+      response: { 200: SessionJson, ...errorResponses(400, [401, 'The email or password is incorrect (one answer for both)'], [429, 'Too many failed password checks for this account or address, or too many sign-in requests (type rate-limited); retry after Retry-After']) },
     },
   }, async (request, reply) => {
     const { email, password } = request.body
@@ -60,17 +60,16 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
   app.post('/auth/refresh', {
     schema: {
       tags: ['auth'],
-      summary: 'Trade a refresh token for a new token pair',
+      operationId: 'refreshSession', summary: 'Trade a refresh token for a new token pair',
       description: 'The presented refresh token stops working. Presenting it again revokes every token of its session.',
       body: RefreshBody,
-      response: { 200: TokenPairJson, ...errorResponses(400, 401) },
+      response: { 200: TokenPairJson, ...errorResponses(400, [401, 'The refresh token is unknown or expired, or was used already (type refresh-token-reused: its session is now revoked, sign in again)']) },
     },
   }, async (request) => {
     const outcome = await sessions.refresh(request.body.refreshToken)
     if (outcome.ok) return outcome.tokens
     if (outcome.reason === 'reused') {
-      throw new Problem(401, 'This refresh token was already used; the session is revoked, sign in again',
-        undefined, ProblemType.refreshTokenReused, { 'www-authenticate': 'Bearer' })
+      throw refreshTokenReused()
     }
     throw unauthorized(outcome.reason === 'expired' ? 'The refresh token has expired' : 'The refresh token is not valid')
   })
@@ -78,9 +77,9 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
   app.post('/auth/logout', {
     schema: {
       tags: ['auth'],
-      summary: 'End the session of a refresh token',
+      operationId: 'logout', summary: 'End the session of a refresh token',
       body: RefreshBody,
-      response: { 204: Type.Null({ description: 'Signed out' }), ...errorResponses(400) },
+      response: { 204: Type.Null({ description: 'Signed out (also for a token already ended or unknown)' }), ...errorResponses(400) },
     },
   }, async (request, reply) => {
     await sessions.logout(request.body.refreshToken)

@@ -1,8 +1,10 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { MAX_PAGE_BYTES } from '../http/page-size.js'
-import { notFound, Problem, problemErrorHandler } from '../http/problem.js'
+import { problemErrorHandler } from '../http/errors.js'
+import { forbidden, notFound } from '../http/problem.js'
 import { errorResponses, sendEmpty } from '../http/schemas.js'
 import type { TaskQueries } from '../tasks/queries.js'
+import type { ListTasksQuery } from '../tasks/schemas.js'
 import {
   ClassicCreateBody, ClassicListQuery, ClassicReplaceBody, ClassicTaskJson, ClassicTaskParams, ClassicUserParams,
   toClassicTaskJson,
@@ -12,6 +14,27 @@ type ClassicRequest = { params: { user_id: string }, userId: string, authSubject
 
 /** `/api/v1/...` belongs to the v1 API: no classic route takes "v1" as its `{user_id}`. */
 export const isReservedUserId = (params: Record<string, string | undefined>) => params.user_id === 'v1'
+
+const FOREIGN_PATH: [number, string] = [403, 'The user_id in the path is not the signed-in user']
+const INVALID: [number, string] = [422, 'Invalid input (this contract\'s 400): errors names each field; an unknown field\'s detail lists the fields the route accepts']
+
+const SORT_KEYS = { created: 'createdAt', due_date: 'dueAt', priority: 'priority', title: 'title' } as const
+
+/** The classic list's query in v1's words: the same filters, and `sort` with `order` as one `sort`. */
+function toListQuery (query: ClassicListQuery): ListTasksQuery {
+  const { status = 'all', search, priority, tag, due_before: dueBefore, due_after: dueAfter, sort = 'created', order, limit = 1000 } = query
+  const descending = (order ?? (sort === 'created' ? 'desc' : 'asc')) === 'desc'
+  return {
+    completed: status === 'all' ? undefined : status === 'completed',
+    q: search,
+    priority,
+    tag,
+    dueBefore,
+    dueAfter,
+    sort: `${descending ? '-' : ''}${SORT_KEYS[sort]}` as ListTasksQuery['sort'],
+    limit,
+  }
+}
 
 export interface ClassicRoutesOptions {
   tasks: TaskQueries
@@ -31,7 +54,7 @@ export const classicRoutes: FastifyPluginAsyncTypebox<ClassicRoutesOptions> = as
   // Checked before the body is: someone else's path is a 403 whatever the body holds.
   app.addHook('preValidation', async (request) => {
     if (!namesCaller(request as unknown as ClassicRequest)) {
-      throw new Problem(403, 'The user_id in the path is not the signed-in user')
+      throw forbidden('The user_id in the path is not the signed-in user')
     }
   })
   /** The owner of the path's tasks: the caller (the hook above refused anyone else). */
@@ -43,40 +66,37 @@ export const classicRoutes: FastifyPluginAsyncTypebox<ClassicRoutesOptions> = as
   app.get('/:user_id/tasks', {
     schema: {
       ...classic,
-      summary: 'List your tasks (classic contract)',
+      operationId: 'classicListTasks', summary: 'List your tasks (classic contract)',
       params: ClassicUserParams,
       querystring: ClassicListQuery,
-      response: { 200: Type.Array(ClassicTaskJson), ...errorResponses(401, 403, 422) },
+      response: { 200: Type.Array(ClassicTaskJson), ...errorResponses(401, FOREIGN_PATH, INVALID) },
     },
   }, async (request) => {
-    const userId = ownerOf(request)
-    const { status = 'all', limit = 1000 } = request.query
-    const completed = status === 'all' ? undefined : status === 'completed'
-    // No cursor in this contract: the newest tasks that fit in a page of MAX_PAGE_BYTES.
-    const page = await tasks.list(userId, { completed, limit, sort: '-createdAt' }, { readBytes: MAX_PAGE_BYTES })
+    // No cursor in this contract: the first tasks that fit in a page of MAX_PAGE_BYTES.
+    const page = await tasks.list(ownerOf(request), toListQuery(request.query), { readBytes: MAX_PAGE_BYTES })
     return page.items.map(present(request))
   })
 
   app.post('/:user_id/tasks', {
     schema: {
       ...classic,
-      summary: 'Create a task (classic contract)',
+      operationId: 'classicCreateTask', summary: 'Create a task (classic contract)',
       params: ClassicUserParams,
       body: ClassicCreateBody,
-      response: { 201: ClassicTaskJson, ...errorResponses(401, 403, 409, 422) },
+      response: { 201: ClassicTaskJson, ...errorResponses(401, FOREIGN_PATH, [409, 'The account holds TASKS_PER_USER_MAX tasks already (type task-limit-reached)'], INVALID) },
     },
   }, async (request, reply) => {
-    const userId = ownerOf(request)
-    const task = await tasks.create(userId, request.body)
+    const { due_date: dueAt, ...fields } = request.body
+    const task = await tasks.create(ownerOf(request), { ...fields, dueAt })
     return reply.code(201).send(present(request)(task))
   })
 
   app.get('/:user_id/tasks/:id', {
     schema: {
       ...classic,
-      summary: 'Get a task (classic contract)',
+      operationId: 'classicGetTask', summary: 'Get a task (classic contract)',
       params: ClassicTaskParams,
-      response: { 200: ClassicTaskJson, ...errorResponses(401, 403, 404, 422) },
+      response: { 200: ClassicTaskJson, ...errorResponses(401, FOREIGN_PATH, 404, INVALID) },
     },
   }, async (request) => {
     const task = await tasks.find(ownerOf(request), request.params.id)
@@ -87,14 +107,15 @@ export const classicRoutes: FastifyPluginAsyncTypebox<ClassicRoutesOptions> = as
   app.put('/:user_id/tasks/:id', {
     schema: {
       ...classic,
-      summary: 'Replace title, description and completed (classic contract)',
+      operationId: 'classicReplaceTask', summary: 'Replace a task: every field, omitted ones cleared (classic contract)',
       params: ClassicTaskParams,
       body: ClassicReplaceBody,
-      response: { 200: ClassicTaskJson, ...errorResponses(401, 403, 404, 422) },
+      response: { 200: ClassicTaskJson, ...errorResponses(401, FOREIGN_PATH, 404, INVALID) },
     },
   }, async (request) => {
-    const { title, description = null, completed = false } = request.body
-    const result = await tasks.update(ownerOf(request), request.params.id, { title, description, completed })
+    // A replacement: every field the body leaves out is cleared.
+    const { title, description = null, completed = false, priority = 'none', tags = [], due_date: dueAt = null } = request.body
+    const result = await tasks.update(ownerOf(request), request.params.id, { title, description, completed, priority, tags, dueAt })
     if (result.status !== 'ok') throw notFound('task')
     return present(request)(result.value)
   })
@@ -102,9 +123,9 @@ export const classicRoutes: FastifyPluginAsyncTypebox<ClassicRoutesOptions> = as
   app.patch('/:user_id/tasks/:id/complete', {
     schema: {
       ...classic,
-      summary: 'Toggle completion (classic contract)',
+      operationId: 'classicToggleTask', summary: 'Toggle completion (classic contract)',
       params: ClassicTaskParams,
-      response: { 200: ClassicTaskJson, ...errorResponses(401, 403, 404, 422) },
+      response: { 200: ClassicTaskJson, ...errorResponses(401, FOREIGN_PATH, 404, INVALID) },
     },
   }, async (request) => {
     const task = await tasks.toggle(ownerOf(request), request.params.id)
@@ -115,9 +136,9 @@ export const classicRoutes: FastifyPluginAsyncTypebox<ClassicRoutesOptions> = as
   app.delete('/:user_id/tasks/:id', {
     schema: {
       ...classic,
-      summary: 'Delete a task (classic contract)',
+      operationId: 'classicDeleteTask', summary: 'Delete a task (classic contract)',
       params: ClassicTaskParams,
-      response: { 204: Type.Null({ description: 'Deleted' }), ...errorResponses(401, 403, 404, 422) },
+      response: { 204: Type.Null({ description: 'Deleted' }), ...errorResponses(401, FOREIGN_PATH, 404, INVALID) },
     },
   }, async (request, reply) => {
     const result = await tasks.delete(ownerOf(request), request.params.id)

@@ -4,7 +4,7 @@ import { loadConfig } from '../config.js'
 import { openEmbedded, openPostgres } from './client.js'
 import { lockDataDir } from './lock.js'
 
-const config = loadConfig({ ...process.env, JWT_SECRET: process.env.JWT_SECRET || 'x'.repeat(32) }) // no tokens are signed here
+const config = loadConfig()
 const release = config.databaseUrl === undefined ? lockDataDir(config.dataDir) : () => {}
 const database = config.databaseUrl === undefined
   ? await openEmbedded(config.dataDir)

@@ -131,6 +131,16 @@ export const tombstones = pgTable('tombstones', {
   index('tombstones_deleted_at_idx').on(t.deletedAt),
 ])
 
+/**
+ * Values every process of one deployment shares, kept in its database: the signing secret that
+ * `DATABASE_URL=... npm start` generates when JWT_SECRET is not set.
+ */
+export const serverSettings = pgTable('server_settings', {
+  key: text('key').primaryKey(),
+  value: text('value').notNull(),
+  createdAt: createdAt(),
+})
+
 /** Single-use tickets that let a browser's EventSource (which cannot send headers) open a stream. */
 export const eventTickets = pgTable('event_tickets', {
   ticketHash: text('ticket_hash').primaryKey(),

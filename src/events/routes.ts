@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { Problem, ProblemType, unauthorized } from '../http/problem.js'
+import { tooManyStreams, unauthorized } from '../http/problem.js'
 import { errorResponses } from '../http/schemas.js'
 import type { SyncCursors } from '../sync/cursor.js'
 import type { SyncQueries } from '../sync/queries.js'
@@ -13,14 +13,15 @@ export interface EventRoutesOptions {
   heartbeatMs?: number
 }
 
+const EventTicketJson = Type.Object({
+  ticket: Type.String({ description: 'Pass as ?ticket= to GET /api/v1/events, once, within expiresIn seconds' }),
+  expiresIn: Type.Integer(),
+}, { title: 'EventTicket', examples: [{ ticket: 'Zr0sPq2n8Vb4Kd6Hf1Jl3Mx5Cw7Ta9Ye2Ug4Io6Ah8', expiresIn: 60 }] })
+
 const EventsQuery = Type.Object({
   since: Type.Optional(Type.String({ minLength: 1, maxLength: 1000, description: 'Resume after this cursor (or send Last-Event-ID)' })),
   ticket: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'From POST /events/tickets, for EventSource, which cannot send headers' })),
 }, { additionalProperties: false })
-
-const tooManyStreams = (max: number) => new Problem(429,
-  `This account already has ${max} event streams open here; close one (or reuse it) before opening another`,
-  undefined, ProblemType.rateLimited, { 'retry-after': '5' })
 
 /** `GET /events` and its tickets; registered in the signed-in scope, which accepts the ticket for it. */
 export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, options) => {
@@ -30,14 +31,29 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
     config: { ticketAuth: true },
     schema: {
       tags: ['sync'],
-      summary: 'Live changes to your tasks (text/event-stream)',
+      operationId: 'streamEvents', summary: 'Live changes to your tasks (text/event-stream)',
       description: 'Events task.upsert (data: the task) and task.delete (data: {id, deletedAt}); each id is a ' +
         'cursor /sync accepts. Without Last-Event-ID or since, the stream starts now. A comment every 15 s. ' +
         'The stream ends when its access token expires or its session ends, after an event reauth: reconnect ' +
         'with a fresh token (or ticket) and Last-Event-ID; nothing is missed.',
       querystring: EventsQuery,
       headers: Type.Object({ 'last-event-id': Type.Optional(Type.String({ maxLength: 1000 })) }),
-      response: { 200: Type.String({ description: 'text/event-stream' }), ...errorResponses(400, 401, 410, 429) },
+      response: {
+        200: {
+          description: 'A text/event-stream. Events: `task.upsert` (data: the Task), `task.delete` (data: {id, deletedAt}), ' +
+            '`reauth` (data: {reason: expired|logout|revoked}; the stream then ends: reconnect with a fresh token and Last-Event-ID). ' +
+            'Each event id is a cursor /sync accepts; a comment line every 15 s keeps the connection alive.',
+          content: {
+            'text/event-stream': {
+              schema: Type.String({
+                examples: ['id: eyJkIiwxNF0.k3J9\nevent: task.upsert\ndata: {"id":"0b9a7c64-5b0f-4f7e-9a3e-4f1f2a8e6d11","title":"Write the report",...}\n\n'],
+              }),
+            },
+          },
+        },
+        ...errorResponses([400, 'since or Last-Event-ID is not a cursor of yours'], 401, [410, 'The cursor is older than the change log keeps (type sync-expired)'],
+          [429, 'Too many streams open for this account, or the API rate limit reached (type rate-limited)']),
+      },
     },
   }, async (request, reply) => {
     const principal = request.principal!
@@ -76,10 +92,10 @@ export const ticketRoutes: FastifyPluginAsyncTypebox<{ sync: SyncQueries }> = as
   app.post('/events/tickets', {
     schema: {
       tags: ['sync'],
-      summary: 'A single-use ticket to open the event stream from a browser',
+      operationId: 'createEventTicket', summary: 'A single-use ticket to open the event stream from a browser',
       description: 'Valid 60 seconds, once: new EventSource(`/api/v1/events?ticket=${ticket}`). The stream lives no ' +
         'longer than the access token that bought the ticket.',
-      response: { 201: Type.Object({ ticket: Type.String(), expiresIn: Type.Integer() }), ...errorResponses(401) },
+      response: { 201: EventTicketJson, ...errorResponses(401) },
     },
   }, async (request, reply) => {
     return reply.code(201).send({ ticket: await sync.createTicket(request.principal!), expiresIn: 60 })

@@ -38,7 +38,8 @@ export function requireUser (scope: FastifyInstance, authenticate: Authenticate,
   scope.decorateRequest('principal', undefined)
   scope.decorateRequest('authSubject', undefined)
   scope.addHook('onRoute', (route) => {
-    route.schema = { ...route.schema, security: [{ bearerAuth: [] }] } as typeof route.schema
+    const security: Array<Record<string, string[]>> = route.config?.ticketAuth ? [{ bearerAuth: [] }, { eventTicket: [] }] : [{ bearerAuth: [] }]
+    route.schema = { ...route.schema, security } as typeof route.schema
   })
   const admit = (request: FastifyRequest, principal: Principal | null): Problem | undefined => {
     if (principal === null) return unauthorized()

@@ -2,7 +2,9 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import type { Database } from '../db/client.js'
-import { Problem, ProblemType, toProblem, unauthorized } from './problem.js'
+import { toProblem } from './errors.js'
+import { forbidden, ProblemType, unauthorized } from './problem.js'
+import { errorResponses } from './schemas.js'
 import type { LimitName } from './rate-limit.js'
 
 export interface Metrics {
@@ -35,7 +37,7 @@ function metricsAccess (token: string | undefined) {
     if (expected === undefined) {
       const forwarded = request.headers['x-forwarded-for'] !== undefined || request.headers.forwarded !== undefined
       if (forwarded || !isLoopback(request.socket.remoteAddress)) {
-        throw new Problem(403, 'Metrics are served to loopback addresses only; set METRICS_TOKEN to scrape from elsewhere')
+        throw forbidden('Metrics are served to loopback addresses only; set METRICS_TOKEN to scrape from elsewhere')
       }
       return
     }
@@ -91,7 +93,11 @@ export function registerMetrics (app: FastifyInstance, { database, token }: Metr
   app.get('/metrics', {
     schema: {
       tags: ['operations'],
-      summary: 'Prometheus metrics; needs METRICS_TOKEN as a Bearer token, or a loopback client when unset',
+      operationId: 'metrics', summary: 'Prometheus metrics; needs METRICS_TOKEN as a Bearer token, or a loopback client when unset',
+      response: {
+        200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: { type: 'string' } } } },
+        ...errorResponses([401, 'METRICS_TOKEN is set and the request does not carry it'], [403, 'Without METRICS_TOKEN, only loopback clients not behind a proxy may scrape']),
+      },
     },
     onRequest: metricsAccess(token),
   }, async (_request, reply) => {

@@ -1,9 +1,5 @@
 import { STATUS_CODES } from 'node:http'
-import type { Duplex } from 'node:stream'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Type } from '@fastify/type-provider-typebox'
-import { storableTime } from '../db/timestamps.js'
-import type { RouteTable } from './routes-table.js'
 
 export interface FieldError {
   path: string
@@ -22,16 +18,38 @@ export const ProblemType = {
   taskLimitReached: 'https://taskbase.dev/problems/task-limit-reached',
 } as const
 
-/** An RFC 9457 problem. Code below the routes throws these; one handler renders them. */
+/** What each type means, for the OpenAPI document: the code and the reference list the same problems. */
+export const PROBLEM_TYPES: Record<keyof typeof ProblemType, string> = {
+  preconditionFailed: '412: the ETag in If-Match is no longer current (another device changed it); fetch again and retry',
+  idempotencyKeyReused: '422: this Idempotency-Key was used with a different body',
+  refreshTokenReused: '401: a refresh token was presented twice; its session is revoked, sign in again',
+  databaseUnavailable: '503: the database cannot be reached right now; retry after Retry-After',
+  identityProviderUnavailable: '503: the identity provider that signed the token cannot be reached to check it',
+  rateLimited: '429: a rate limit (or the open-stream limit) is reached; retry after Retry-After',
+  syncExpired: '410: the sync cursor is older than the change log keeps; sync again from the start',
+  taskLimitReached: '409: the account holds TASKS_PER_USER_MAX tasks already',
+}
+
+export interface ProblemOptions {
+  /** A URI clients branch on (ProblemType); `about:blank` when the status says it all. */
+  type?: string
+  /** Which fields were wrong, as `body.title`, `query.limit`. */
+  errors?: FieldError[]
+  /** Headers the answer carries, such as Retry-After. */
+  headers?: Record<string, string>
+}
+
+/** An RFC 9457 problem. Code below the routes throws these; one handler renders them (errors.ts). */
 export class Problem extends Error {
-  constructor (
-    readonly status: number,
-    readonly detail: string,
-    readonly errors?: FieldError[],
-    readonly type: string = 'about:blank',
-    readonly headers: Record<string, string> = {},
-  ) {
+  readonly type: string
+  readonly errors: FieldError[] | undefined
+  readonly headers: Record<string, string>
+
+  constructor (readonly status: number, readonly detail: string, { type = 'about:blank', errors, headers = {} }: ProblemOptions = {}) {
     super(detail)
+    this.type = type
+    this.errors = errors
+    this.headers = headers
   }
 
   toJSON () {
@@ -40,222 +58,88 @@ export class Problem extends Error {
   }
 }
 
-export const badRequest = (detail: string, errors?: FieldError[]) => new Problem(400, detail, errors)
+// Every problem a client can meet, by name. A route documents the statuses it can answer with
+// errorResponses() (schemas.ts); the types above are listed in the OpenAPI document's Problem.
+
+export const badRequest = (detail: string, errors?: FieldError[]) => new Problem(400, detail, { errors })
+
+export const unauthorized = (detail = 'A valid access token is required') =>
+  new Problem(401, detail, { headers: { 'www-authenticate': 'Bearer' } })
+
+export const refreshTokenReused = () => new Problem(401,
+  'This refresh token was already used; the session is revoked, sign in again',
+  { type: ProblemType.refreshTokenReused, headers: { 'www-authenticate': 'Bearer' } })
+
+export const forbidden = (detail: string) => new Problem(403, detail)
+
+export const wrongPassword = () => forbidden('The password is incorrect')
+
+export const notFound = (what: string) => new Problem(404, `${what} not found`)
+
+export const routeNotFound = (method: string, path: string) => new Problem(404, `No route for ${method} ${path}`)
+
+export const methodNotAllowed = (method: string, path: string, allowed: string[]) =>
+  new Problem(405, `${method} is not allowed on ${path}; it allows ${allowed.join(', ')}`, { headers: { allow: allowed.join(', ') } })
+
+export const emailTaken = () => new Problem(409, 'An account with this email already exists')
+
+export const noPassword = () =>
+  new Problem(409, 'This account signs in through an external identity provider and has no password here')
+
 export const taskLimitReached = (max: number) => new Problem(409,
   `This account already holds ${max.toLocaleString('en-US')} tasks, the most this server allows (TASKS_PER_USER_MAX); delete some before creating more`,
-  undefined, ProblemType.taskLimitReached)
-export const notFound = (what: string) => new Problem(404, `${what} not found`)
-export const unauthorized = (detail = 'A valid access token is required') =>
-  new Problem(401, detail, undefined, 'about:blank', { 'www-authenticate': 'Bearer' })
+  { type: ProblemType.taskLimitReached })
+
+export const syncExpired = () => new Problem(410,
+  'This sync cursor is older than the change log keeps; sync again from the start, without since',
+  { type: ProblemType.syncExpired })
+
+export const preconditionFailed = () => new Problem(412,
+  'The task has changed since the ETag in If-Match was issued; fetch it again and retry',
+  { type: ProblemType.preconditionFailed })
+
+export const idempotencyKeyReused = () => new Problem(422,
+  'This Idempotency-Key was already used with a different body; use a new key for a new task',
+  { type: ProblemType.idempotencyKeyReused })
+
+/** A 429 whose Retry-After says when the window ends. */
+export const rateLimited = (detail: string, { limit, secondsLeft }: { limit: number, secondsLeft: number }) =>
+  new Problem(429, detail, {
+    type: ProblemType.rateLimited,
+    headers: {
+      'retry-after': String(secondsLeft),
+      'ratelimit-limit': String(limit),
+      'ratelimit-remaining': '0',
+      'ratelimit-reset': String(secondsLeft),
+    },
+  })
+
+export const tooManyStreams = (max: number) => new Problem(429,
+  `This account already has ${max} event streams open here; close one (or reuse it) before opening another`,
+  { type: ProblemType.rateLimited, headers: { 'retry-after': '5' } })
+
+export const internalError = () => new Problem(500, 'Something went wrong on our side; the request was not completed')
+
+export const databaseUnavailable = (detail = 'The database is unavailable; retry shortly') =>
+  new Problem(503, detail, { type: ProblemType.databaseUnavailable, headers: { 'retry-after': '2' } })
+
+export const identityProviderUnavailable = () => new Problem(503,
+  'The identity provider that signed this token cannot be reached to check it; retry shortly',
+  { type: ProblemType.identityProviderUnavailable, headers: { 'retry-after': '5' } })
 
 /** The schema of every error body, for the OpenAPI document. */
 export const ProblemJson = Type.Object({
-  type: Type.String(),
-  title: Type.String(),
+  type: Type.String({
+    format: 'uri-reference',
+    description: `about:blank, or one of the types clients branch on:\n${Object.entries(PROBLEM_TYPES)
+      .map(([name, meaning]) => `- \`${ProblemType[name as keyof typeof ProblemType]}\`: ${meaning}`).join('\n')}`,
+  }),
+  title: Type.String({ description: 'The status code\'s reason phrase' }),
   status: Type.Integer(),
-  detail: Type.String(),
-  errors: Type.Optional(Type.Array(Type.Object({ path: Type.String(), message: Type.String() }))),
+  detail: Type.String({ description: 'What went wrong, for a person' }),
+  errors: Type.Optional(Type.Array(Type.Object({
+    path: Type.String({ description: 'Where: body.title, query.limit, path.id, header.if-match' }),
+    message: Type.String(),
+  }), { description: 'For a 400 (422 on the classic routes): each field that was wrong' })),
   instance: Type.Optional(Type.String({ description: 'The request id, as in the X-Request-Id header and the server log' })),
-}, { description: 'An RFC 9457 problem, sent as application/problem+json' })
-
-interface FastifyLikeError {
-  code?: string
-  statusCode?: number
-  message: string
-  validation?: Array<{ instancePath: string, message?: string, keyword: string, params: Record<string, unknown>, data?: unknown }>
-  validationContext?: string
-}
-
-const CONTEXT_NAMES: Record<string, string> = { querystring: 'query', params: 'path', headers: 'header', body: 'body' }
-
-/** `body.tags.2`, `query.limit`: where a schema failure is, in the words of the request. */
-function fieldPath (context: string | undefined, e: NonNullable<FastifyLikeError['validation']>[number]): string {
-  const parts = [CONTEXT_NAMES[context ?? ''] ?? context ?? 'request']
-  for (const segment of e.instancePath.split('/').slice(1)) parts.push(segment.replaceAll('~1', '/').replaceAll('~0', '~'))
-  const property = e.params.missingProperty ?? e.params.additionalProperty ?? e.params.propertyName
-  if (typeof property === 'string') parts.push(property)
-  return parts.join('.')
-}
-
-function fieldMessage (e: NonNullable<FastifyLikeError['validation']>[number]): string {
-  if (e.keyword === 'additionalProperties') return 'is not a known field'
-  if (e.keyword === 'required') return 'is required'
-  if (e.keyword === 'pattern' && e.params.pattern === '\\S') return 'must not be blank'
-  if (e.keyword === 'enum' && Array.isArray(e.params.allowedValues)) return `must be one of: ${e.params.allowedValues.join(', ')}`
-  if (e.keyword === 'format' && e.params.format === 'date-time' && typeof e.data === 'string') {
-    const time = storableTime(e.data)
-    if (!time.ok) return `${time.reason}, such as 2026-12-01T17:00:00Z`
-  }
-  return e.message ?? 'is invalid'
-}
-
-interface ErrorLike { name?: string, code?: unknown, message?: unknown, severity?: unknown, query?: unknown, cause?: unknown }
-
-/**
- * The error and its causes, outermost first: drizzle wraps the driver's error, which holds the
- * SQLSTATE. At most five deep, so a cause chain that loops cannot hang the error handler.
- */
-function causeChain (error: unknown): ErrorLike[] {
-  const chain: ErrorLike[] = []
-  for (let e = error; e !== null && e !== undefined && chain.length < 5; e = (e as ErrorLike).cause) {
-    chain.push(typeof e === 'object' ? e as ErrorLike : { message: String(e) })
-    if (typeof e !== 'object') break
-  }
-  return chain
-}
-
-/** SQLSTATEs and socket errors that mean "the database is not there right now", not "bad query". */
-export function isDatabaseUnavailable (error: unknown): boolean {
-  for (const e of causeChain(error)) {
-    const code = e.code
-    if (typeof code === 'string') {
-      if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03') return true
-      // Class 53 (too many connections, out of memory or disk), a statement cancelled by
-      // statement_timeout (57014) and a lock not available in time (55P03): the server is overloaded
-      // or blocked, not the request wrong; a retry later can succeed.
-      if (code.startsWith('53') || code === '57014' || code === '55P03') return true
-      if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) return true
-    }
-    const message = e.message
-    if (typeof message === 'string' && /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end|PGlite is closed/i.test(message)) return true
-  }
-  return false
-}
-
-function uniqueErrors (errors: FieldError[]): FieldError[] {
-  const seen = new Set<string>()
-  return errors.filter((e) => !seen.has(`${e.path}\0${e.message}`) && seen.add(`${e.path}\0${e.message}`))
-}
-
-/** The SQLSTATE of a database error, wherever it sits in the cause chain. */
-function databaseCode (error: unknown): string | undefined {
-  for (const { code, severity } of causeChain(error)) {
-    if (typeof code === 'string' && typeof severity === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code
-  }
-  return undefined
-}
-
-export function toProblem (error: unknown): Problem {
-  if (error instanceof Problem) return error
-  if (isDatabaseUnavailable(error)) {
-    return new Problem(503, 'The database is unavailable; retry shortly', undefined, ProblemType.databaseUnavailable, { 'retry-after': '2' })
-  }
-  const sqlState = databaseCode(error)
-  if (sqlState?.startsWith('22')) {
-    // Data exceptions (a value out of range, an invalid date): the input was wrong, not the server.
-    // The schemas catch the known cases with the field named; this is the backstop.
-    return badRequest('A value in the request is out of range or malformed')
-  }
-  const e = error as FastifyLikeError
-  if (e?.validation) {
-    return badRequest(
-      `The request ${CONTEXT_NAMES[e.validationContext ?? ''] ?? 'input'} does not match the schema`,
-      uniqueErrors(e.validation.map((v) => ({ path: fieldPath(e.validationContext, v), message: fieldMessage(v) }))),
-    )
-  }
-  if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
-    return new Problem(e.statusCode, clientMessage(e))
-  }
-  return new Problem(500, 'Something went wrong on our side; the request was not completed')
-}
-
-/** Fastify's own 4xx messages, in words for an API client. */
-function clientMessage (e: FastifyLikeError): string {
-  switch (e.code) {
-    case 'FST_ERR_CTP_INVALID_JSON_BODY': return 'The body is not valid JSON'
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY': return 'The body is empty but Content-Type is application/json'
-    case 'FST_ERR_CTP_BODY_TOO_LARGE': return 'The body is larger than the limit of this server'
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return 'Unsupported Content-Type; send application/json'
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH': return 'Content-Length does not match the body'
-    case 'FST_ERR_BAD_URL': return 'The URL is not validly percent-encoded'
-    case 'FST_ERR_MAX_PARAM_LENGTH': return 'A path segment is longer than this server accepts'
-    default: return e.message
-  }
-}
-
-/**
- * What a log may say about an error: the message and code of the error and its causes, never
- * query parameters (drizzle puts them in its message, and they hold password and token hashes).
- */
-export function describeError (error: unknown): Record<string, unknown> {
-  const chain = causeChain(error).map(({ name, code, message, query }) => ({
-    name,
-    code,
-    message: typeof query === 'string' ? `Failed query: ${query}` : String(message),
-  }))
-  const stack = error instanceof Error && !('query' in error) ? error.stack : undefined
-  return { errors: chain, stack }
-}
-
-/**
- * Renders every error as problem+json; the cause of a 5xx is logged, never sent.
- * `badInputStatus` replaces 400 (schema failures, malformed JSON) where a served contract says 422.
- */
-export function problemErrorHandler (badInputStatus = 400) {
-  return (error: unknown, request: FastifyRequest, reply: FastifyReply) => {
-    let problem = toProblem(error)
-    if (problem.status === 400 && badInputStatus !== 400) {
-      problem = new Problem(badInputStatus, problem.detail, problem.errors, problem.type, problem.headers)
-    }
-    if (problem.status === 503) request.log.warn(describeError(error), 'service unavailable')
-    else if (problem.status === 400 && databaseCode(error) !== undefined) request.log.warn(describeError(error), 'input refused by the database')
-    else if (problem.status >= 500) request.log.error(describeError(error), 'request failed')
-    return reply.code(problem.status).headers(problem.headers).type('application/problem+json').send(problemBody(problem, request))
-  }
-}
-
-/**
- * The body of a problem answer. `instance` is the plain request id (RFC 9457 allows any URI
- * reference): the value of the X-Request-Id header and of `reqId` in the log, so a client's
- * report leads straight to the log lines.
- */
-export function problemBody (problem: Problem, request: FastifyRequest) {
-  return { ...problem.toJSON(), instance: request.id }
-}
-
-/**
- * Fastify's `clientErrorHandler`: what Node's HTTP parser refuses before there is a request
- * (headers over its 16 KiB limit, broken framing, a request that never finished arriving) gets
- * the same problem+json as everything else, not Fastify's plain JSON. Nothing of the request is
- * logged: its raw bytes hold the Authorization header.
- */
-export function clientErrorHandler (this: FastifyInstance, error: Error & { code?: string }, socket: Duplex): void {
-  if (error.code === 'ECONNRESET' || socket.destroyed) return
-  const [status, detail] = error.code === 'HPE_HEADER_OVERFLOW'
-    ? [431, 'The request headers are larger than this server accepts']
-    : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      ? [408, 'The request did not arrive in time']
-      : [400, 'The request is not valid HTTP/1.1']
-  this.log.debug({ code: error.code, status }, 'malformed request refused')
-  const body = JSON.stringify(new Problem(status, detail).toJSON())
-  if (socket.writable) {
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/problem+json; charset=utf-8\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
-  }
-  socket.destroy()
-}
-
-/** Fastify's `frameworkErrors`: a URL that does not decode (400), a path parameter over maxParamLength (414). */
-export const frameworkErrors = problemErrorHandler()
-
-/**
- * The answer for a request no route takes: 405 with `Allow` when the path is known under other
- * methods, 404 otherwise.
- */
-export function noRoute (routes: RouteTable, request: FastifyRequest): Problem {
-  const path = request.url.split('?')[0] ?? '/'
-  const allowed = routes.allowed(path)
-  if (allowed.length > 0) {
-    return new Problem(405, `${request.method} is not allowed on ${path}; it allows ${allowed.join(', ')}`, undefined,
-      'about:blank', { allow: allowed.join(', ') })
-  }
-  return new Problem(404, `No route for ${request.method} ${path}`)
-}
-
-export function registerProblemHandlers (app: FastifyInstance, routes: RouteTable): void {
-  app.setErrorHandler(problemErrorHandler())
-  app.setNotFoundHandler((request, reply) => {
-    const problem = noRoute(routes, request)
-    return reply.code(problem.status).headers(problem.headers).type('application/problem+json').send(problemBody(problem, request))
-  })
-}
+}, { title: 'Problem', description: 'An RFC 9457 problem, sent as application/problem+json' })

@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Database } from '../db/client.js'
 import { queryOne, statement } from '../db/sql.js'
-import { Problem, ProblemJson, ProblemType } from './problem.js'
+import { rateLimited, type Problem } from './problem.js'
+import { errorResponses } from './schemas.js'
 
 /** Where a key stands in its window after a hit (or a look). */
 export interface LimitState {
@@ -90,15 +91,6 @@ export type LimitName = 'login_failures' | 'auth' | 'api'
 
 export type OnRateLimited = (name: LimitName) => void
 
-/** The 429 for an exceeded limit; `Retry-After` says when its window ends. */
-export function rateLimited (decision: Decision, detail: string): Problem {
-  return new Problem(429, detail, undefined, ProblemType.rateLimited, {
-    'retry-after': String(decision.secondsLeft),
-    'ratelimit-limit': String(decision.limit),
-    'ratelimit-remaining': '0',
-    'ratelimit-reset': String(decision.secondsLeft),
-  })
-}
 
 /** Counts one hit on a key; what `limitRequests` needs of a counter. */
 export interface HitCounter {
@@ -213,14 +205,14 @@ export function limitRequests (scope: FastifyInstance, limits: RateLimitQueries,
   scope.addHook('onRoute', (route) => {
     const schema = route.schema as { response?: Record<string, unknown> } | undefined
     if (schema?.response && !schema.response[429]) {
-      route.schema = { ...schema, response: { ...schema.response, 429: ProblemJson } } as typeof route.schema
+      route.schema = { ...schema, response: { ...schema.response, ...errorResponses(429) } } as typeof route.schema
     }
   })
   const apply = (state: LimitState | undefined, reply: FastifyReply): Problem | undefined => {
     const decision = decide(limit, state, { counted: true, windowSeconds })
     if (decision.exceeded) {
       onLimited(name)
-      return rateLimited(decision, detail)
+      return rateLimited(detail, decision)
     }
     setLimitHeaders(reply, decision)
     return undefined

@@ -11,9 +11,30 @@ export const Uuid = Type.String({ format: 'uuid' })
 export const DateTime = (options: { description?: string, examples?: string[] } = {}) =>
   Type.String({ format: 'date-time', ...options })
 
-/** The error responses a route documents; each is a problem+json body. */
-export const errorResponses = <S extends number>(...statuses: S[]) =>
-  Object.fromEntries(statuses.map((status) => [status, ProblemJson])) as Record<S, typeof ProblemJson>
+/** What each error status means, unless a route says more precisely. */
+const MEANINGS: Record<number, string> = {
+  400: 'The request does not match the schema; `errors` names each wrong field',
+  401: 'No valid access token: missing, malformed, expired, or its user deleted',
+  403: 'Not allowed',
+  404: 'Not found, or not yours (the same answer either way)',
+  409: 'In conflict with the current state',
+  410: 'Gone',
+  412: 'The ETag in If-Match is no longer current (type precondition-failed): another device changed the task; fetch it and retry',
+  413: 'The body is larger than the server accepts (64 KiB by default)',
+  415: 'The body is not application/json',
+  422: 'Well-formed, but cannot be done',
+  429: 'Too many requests (type rate-limited); retry after Retry-After seconds',
+  503: 'The database cannot be reached right now (type database-unavailable); retry after Retry-After',
+}
+
+/**
+ * The error responses a route documents, each a problem+json body (also how they are serialized):
+ * a status with its usual meaning, or `[status, meaning]` where the route can say more.
+ */
+export const errorResponses = (...entries: Array<number | [number, string]>) => Object.fromEntries(entries.map((entry) => {
+  const [status, description] = typeof entry === 'number' ? [entry, MEANINGS[entry] ?? 'An error'] : entry
+  return [status, { description, content: { 'application/problem+json': { schema: ProblemJson } } }]
+})) as Record<number, { description: string, content: Record<string, { schema: typeof ProblemJson }> }>
 
 /**
  * `T | null` as `type: [T, "null"]`, not `anyOf`: a wrong value then gets one error ("must be

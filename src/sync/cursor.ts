@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
-import { badRequest, Problem, ProblemType } from '../http/problem.js'
+import { badRequest, syncExpired } from '../http/problem.js'
 
 /** A position in one user's change log: the client has everything up to `seq`. */
 export interface SyncPosition {
@@ -41,8 +41,7 @@ export function syncCursors (secret: Uint8Array, retentionMs: number) {
       // (migration 0008). It cannot be continued as it was; starting over loses nothing.
       const position: SyncPosition = { seq: mode === 'f' ? 0 : seq }
       if (Date.now() - mintedAt > retentionMs || seq < floorSeq) {
-        throw new Problem(410, 'This sync cursor is older than the change log keeps; sync again from the start, without since',
-          undefined, ProblemType.syncExpired)
+        throw syncExpired()
       }
       return { position, mintedAt }
     },

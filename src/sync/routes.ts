@@ -15,11 +15,11 @@ export const syncRoutes: FastifyPluginAsyncTypebox<SyncRoutesOptions> = async (a
   app.get('/sync', {
     schema: {
       tags: ['sync'],
-      summary: 'Changes to your tasks since a cursor, deletes included',
+      operationId: 'syncChanges', summary: 'Changes to your tasks since a cursor, deletes included',
       description: 'Without since: every current task as an upsert (paged). With since: what changed after it. ' +
         'Loop while hasMore is true. A 410 means the cursor is too old: start over without since.',
       querystring: SyncQuery,
-      response: { 200: SyncPageJson, ...errorResponses(400, 401, 410) },
+      response: { 200: SyncPageJson, ...errorResponses([400, 'since is not a cursor of yours, or limit is invalid'], 401, [410, 'The cursor is older than the change log keeps (type sync-expired): sync again without since']) },
     },
   }, async (request) => {
     const { userId } = request

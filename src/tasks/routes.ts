@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { etagOf, ifMatchVersions, noneMatchHits } from '../http/conditional.js'
-import { notFound, Problem, ProblemType } from '../http/problem.js'
+import { idempotencyKeyReused, notFound, preconditionFailed } from '../http/problem.js'
 import { errorResponses, sendEmpty } from '../http/schemas.js'
 import type { ConditionalResult, TaskQueries } from './queries.js'
 import {
@@ -20,10 +20,6 @@ const IdempotencyHeaders = Type.Object({
     minLength: 1, maxLength: 255, description: 'A retry with the same key and body returns the first answer; kept 24 hours',
   })),
 })
-
-const preconditionFailed = () => new Problem(412,
-  'The task has changed since the ETag in If-Match was issued; fetch it again and retry',
-  undefined, ProblemType.preconditionFailed)
 
 /** A digest of the body with keys sorted, so a retry that reorders fields is still the same request. */
 function requestHash (body: unknown): string {
@@ -47,10 +43,10 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
   app.get('/tasks', {
     schema: {
       tags: ['tasks'],
-      summary: 'List your tasks',
+      operationId: 'listTasks', summary: 'List your tasks',
       description: 'Filters combine with AND. Keyset pagination: pass nextCursor as cursor, with the same sort.',
       querystring: ListTasksQuery,
-      response: { 200: TaskPageJson, ...errorResponses(400, 401) },
+      response: { 200: TaskPageJson, ...errorResponses([400, 'A filter, the sort, the limit or the cursor is invalid; errors names it'], 401) },
     },
   }, async (request) => {
     return tasks.list(request.userId, request.query)
@@ -59,10 +55,10 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
   app.post('/tasks', {
     schema: {
       tags: ['tasks'],
-      summary: 'Create a task',
+      operationId: 'createTask', summary: 'Create a task',
       headers: IdempotencyHeaders,
       body: CreateTaskBody,
-      response: { 201: TaskJson, ...errorResponses(400, 401, 409, 413, 415, 422) },
+      response: { 201: TaskJson, ...errorResponses(400, 401, [409, 'The account holds TASKS_PER_USER_MAX tasks already (type task-limit-reached)'], [422, 'This Idempotency-Key was used before with another body (type idempotency-key-reused)']) },
     },
   }, async (request, reply) => {
     const key = request.headers['idempotency-key']
@@ -73,8 +69,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
     } else {
       const result = await tasks.createIdempotent(request.userId, key, requestHash(request.body), request.body)
       if (result.status === 'conflict') {
-        throw new Problem(422, 'This Idempotency-Key was already used with a different body; use a new key for a new task',
-          undefined, ProblemType.idempotencyKeyReused)
+        throw idempotencyKeyReused()
       }
       if (result.status === 'replayed') reply.header('idempotent-replayed', 'true')
       status = result.responseStatus
@@ -89,7 +84,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
   app.get('/tasks/:id', {
     schema: {
       tags: ['tasks'],
-      summary: 'Get a task',
+      operationId: 'getTask', summary: 'Get a task',
       params: TaskParams,
       headers: Type.Object({ 'if-none-match': Type.Optional(Type.String()) }),
       response: { 200: TaskJson, 304: Type.Null({ description: 'Not modified' }), ...errorResponses(400, 401, 404) },
@@ -106,7 +101,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
   app.patch('/tasks/:id', {
     schema: {
       tags: ['tasks'],
-      summary: 'Change some fields of a task',
+      operationId: 'updateTask', summary: 'Change some fields of a task',
       description: 'completed: true sets completedAt (kept if already set); false clears it.',
       params: TaskParams,
       headers: IfMatchHeaders,
@@ -122,7 +117,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
   app.delete('/tasks/:id', {
     schema: {
       tags: ['tasks'],
-      summary: 'Delete a task',
+      operationId: 'deleteTask', summary: 'Delete a task',
       params: TaskParams,
       headers: IfMatchHeaders,
       response: { 204: Type.Null({ description: 'Deleted' }), ...errorResponses(400, 401, 404, 412) },

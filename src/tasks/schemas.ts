@@ -16,7 +16,11 @@ export const CreateTaskBody = Type.Object({
   priority: Type.Optional(Priority),
   dueAt: Type.Optional(DueAt),
   tags: Type.Optional(Tags),
-}, { additionalProperties: false })
+}, {
+  additionalProperties: false,
+  title: 'NewTask',
+  examples: [{ title: 'Write the report', description: 'Quarterly numbers for the board', priority: 'high', dueAt: '2026-12-01T17:00:00Z', tags: ['work'] }],
+})
 export type CreateTaskBody = Static<typeof CreateTaskBody>
 
 export const UpdateTaskBody = Type.Object({
@@ -26,7 +30,7 @@ export const UpdateTaskBody = Type.Object({
   priority: Type.Optional(Priority),
   dueAt: Type.Optional(DueAt),
   tags: Type.Optional(Tags),
-}, { additionalProperties: false, minProperties: 1 })
+}, { additionalProperties: false, minProperties: 1, title: 'TaskChanges', examples: [{ completed: true }] })
 export type UpdateTaskBody = Static<typeof UpdateTaskBody>
 
 export const TaskParams = Type.Object({ id: Uuid })
@@ -53,6 +57,20 @@ export const ListTasksQuery = Type.Object({
 }, { additionalProperties: false })
 export type ListTasksQuery = Static<typeof ListTasksQuery>
 
+const TASK_EXAMPLE = {
+    id: '0b9a7c64-5b0f-4f7e-9a3e-4f1f2a8e6d11',
+    title: 'Write the report',
+    description: 'Quarterly numbers for the board',
+    completed: false,
+    completedAt: null,
+    priority: 'high',
+    dueAt: '2026-12-01T17:00:00.000Z',
+    tags: ['work'],
+    createdAt: '2026-11-20T09:30:00.000Z',
+    updatedAt: '2026-11-20T09:30:00.000Z',
+    version: 1,
+  }
+
 export const TaskJson = Type.Object({
   id: Uuid,
   title: Type.String(),
@@ -65,7 +83,7 @@ export const TaskJson = Type.Object({
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
   version: Type.Integer({ description: 'Starts at 1; +1 on every change' }),
-})
+}, { title: 'Task', examples: [TASK_EXAMPLE] })
 export type TaskJson = Static<typeof TaskJson>
 /** A task as the queries return it: a row is already its JSON. */
 export type Task = TaskJson
@@ -73,4 +91,4 @@ export type Task = TaskJson
 export const TaskPageJson = Type.Object({
   items: Type.Array(TaskJson),
   nextCursor: Nullable(Type.String({ description: 'Pass as `cursor` for the next page; null on the last page' })),
-})
+}, { title: 'TaskPage', examples: [{ items: [TASK_EXAMPLE], nextCursor: null }] })

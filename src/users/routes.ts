@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { hashPassword, verifyPassword } from '../auth/passwords.js'
 import type { SessionQueries } from '../auth/sessions.js'
-import { Problem, unauthorized } from '../http/problem.js'
+import { badRequest, noPassword, unauthorized, wrongPassword } from '../http/problem.js'
 import { errorResponses, sendEmpty } from '../http/schemas.js'
 import type { LoginLimit } from '../auth/login-limit.js'
 import type { FastifyReply } from 'fastify'
@@ -26,7 +26,6 @@ export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (a
     if (!user) throw unauthorized()
     return user
   }
-  const wrongPassword = () => new Problem(403, 'The password is incorrect')
   /**
    * A password check behind a valid token counts like a login: a stolen access token must not buy
    * unlimited guesses at the password (~18,000 under the API limit alone, issue 11).
@@ -36,16 +35,15 @@ export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (a
     if (!await verifyPassword(user.passwordHash, password)) throw wrongPassword()
     await attempt?.succeeded()
   }
-  const noPassword = () => new Problem(409, 'This account signs in through an external identity provider and has no password here')
 
   app.get('/users/me', {
-    schema: { tags: ['users'], summary: 'The signed-in user', response: { 200: UserJson, ...errorResponses(401) } },
+    schema: { tags: ['users'], operationId: 'getMe', summary: 'The signed-in user', response: { 200: UserJson, ...errorResponses(401) } },
   }, async (request) => toUserJson(await currentUser(request.userId)))
 
   app.patch('/users/me', {
     schema: {
       tags: ['users'],
-      summary: 'Change the display name',
+      operationId: 'updateMe', summary: 'Change the display name',
       body: UpdateUserBody,
       response: { 200: UserJson, ...errorResponses(400, 401) },
     },
@@ -58,10 +56,10 @@ export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (a
   app.post('/users/me/password', {
     schema: {
       tags: ['users'],
-      summary: 'Change the password',
+      operationId: 'changePassword', summary: 'Change the password',
       description: 'Every refresh token of the user stops working; access tokens run out within their lifetime.',
       body: ChangePasswordBody,
-      response: { 204: noContent, ...errorResponses(400, 401, 403, 409) },
+      response: { 204: noContent, ...errorResponses(400, 401, [403, 'The current password is incorrect'], [409, 'The account signs in through an identity provider and has no password here']) },
     },
   }, async (request, reply) => {
     const user = await currentUser(request.userId)
@@ -77,15 +75,15 @@ export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (a
     preValidation: async (request) => { request.body ??= {} },
     schema: {
       tags: ['users'],
-      summary: 'Delete the account and all its tasks',
+      operationId: 'deleteMe', summary: 'Delete the account and all its tasks',
       body: DeleteUserBody,
-      response: { 204: noContent, ...errorResponses(400, 401, 403) },
+      response: { 204: noContent, ...errorResponses([400, 'The password is required for an account that has one'], 401, [403, 'The password is incorrect']) },
     },
   }, async (request, reply) => {
     const user = await currentUser(request.userId)
     // A password account proves it is its owner again; an external one already did, to its provider.
     if (user.passwordHash !== null) {
-      if (request.body?.password === undefined) throw new Problem(400, 'The password is required to delete this account', [{ path: 'body.password', message: 'is required' }])
+      if (request.body?.password === undefined) throw badRequest('The password is required to delete this account', [{ path: 'body.password', message: 'is required' }])
       await checkPassword(user, request.body.password, reply)
     }
     await users.delete(user.id)

@@ -6,23 +6,31 @@ export const Email = Type.String({ format: 'email', maxLength: 254, description:
 export const Password = Type.String({ minLength: 8, maxLength: 128 })
 export const UserName = Nullable(Type.String({ minLength: 1, maxLength: 100, pattern: '\\S' }))
 
+export const USER_EXAMPLE = {
+  id: '5f2d3c1a-8e4b-4a6f-9c7d-2b1e0f3a4c5d',
+  email: 'ada@example.com',
+  name: 'Ada Lovelace',
+  createdAt: '2026-11-20T09:00:00.000Z',
+  updatedAt: '2026-11-20T09:00:00.000Z',
+}
+
 export const UserJson = Type.Object({
   id: Uuid,
   email: Nullable(Type.String({ description: 'Null for a user of an external identity provider whose token carried none' })),
   name: Nullable(Type.String()),
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
-})
+}, { title: 'User', examples: [USER_EXAMPLE] })
 export type UserJson = Static<typeof UserJson>
 
-export const UpdateUserBody = Type.Object({ name: UserName }, { additionalProperties: false })
+export const UpdateUserBody = Type.Object({ name: UserName }, { additionalProperties: false, title: 'UserChanges', examples: [{ name: 'Ada King' }] })
 export const ChangePasswordBody = Type.Object({
   currentPassword: Type.String({ minLength: 1, maxLength: 128 }),
   newPassword: Password,
-}, { additionalProperties: false })
+}, { additionalProperties: false, title: 'PasswordChange', examples: [{ currentPassword: 'correct horse battery', newPassword: 'correct horse battery staple' }] })
 export const DeleteUserBody = Type.Object({
   password: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'Required for accounts with a password' })),
-}, { additionalProperties: false })
+}, { additionalProperties: false, title: 'AccountDeletion', examples: [{ password: 'correct horse battery staple' }] })
 
 export const toUserJson = (user: User): UserJson => ({
   id: user.id,

@@ -66,6 +66,11 @@ class IdentityProvider {
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` })
 const SHARED_SECRET = 'a shared secret of the front end, 32+ bytes'
 
+function hs256Claims (secret: string, sub: string, claims: Record<string, unknown>) {
+  return new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuedAt().setExpirationTime('15m')
+    .sign(new TextEncoder().encode(secret))
+}
+
 function hs256 (secret: Uint8Array, sub: string, claims: { iss?: string, aud?: string } = {}) {
   let jwt = new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setIssuedAt().setExpirationTime('15m')
   if (claims.iss) jwt = jwt.setIssuer(claims.iss)
@@ -211,6 +216,52 @@ describe.each(testDatabases)('external identity provider tokens on $name', (targ
     expectProblem(await t.inject({ url: `/api/v1/tasks/${localTask.id}`, headers }), 404)
     const login = await t.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email, password: PASSWORD } })
     expect(login.json().user.id).toBe(local.id)
+  })
+})
+
+describe('tokens of providers that put the user elsewhere, and profiles that change', () => {
+  const target = testDatabases[0]!
+  const secret = 'BETTER_AUTH_SECRET of the front end, 32 bytes+'
+
+  /** A token shaped like Better Auth's session_data cookie: HS256, the user in `user`, no sub, iss or aud. */
+  const sessionData = (user: Record<string, unknown>, expiresIn = '15m') => new SignJWT({
+    session: { id: 'sess_1', userId: user.id, expiresAt: new Date(Date.now() + 7 * 86_400_000).toISOString() },
+    user,
+  }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime(expiresIn).sign(new TextEncoder().encode(secret))
+
+  it('accepts Better Auth\'s session_data token with AUTH_SUBJECT_CLAIM=user.id, taking email and name beside the id', async () => {
+    const t = await buildTestApp(target, { env: { AUTH_SHARED_SECRET: secret, AUTH_SUBJECT_CLAIM: 'user.id' } })
+    try {
+      const headers = bearer(await sessionData({ id: 'ba_user_7', email: 'seven@frontend.example', name: 'Seven' }))
+      const me = await t.inject({ url: '/api/v1/users/me', headers })
+      expect(me.statusCode).toBe(200)
+      expect(me.json()).toMatchObject({ email: 'seven@frontend.example', name: 'Seven' })
+      const created = await t.inject({ method: 'POST', url: '/api/ba_user_7/tasks', headers, payload: { title: 'from the session cookie' } })
+      expect(created.statusCode).toBe(201)
+      expect(created.json().user_id).toBe('ba_user_7')
+      // Without the user's id, or expired, it is refused like any invalid token.
+      expectProblem(await t.inject({ url: '/api/v1/users/me', headers: bearer(await sessionData({ email: 'x@frontend.example' })) }), 401)
+      expectProblem(await t.inject({ url: '/api/v1/users/me', headers: bearer(await sessionData({ id: 'ba_user_7' }, '-1m')) }), 401)
+    } finally {
+      await t.close()
+    }
+  })
+
+  it('follows the token\'s email and name when they change, writing only then', async () => {
+    const t = await buildTestApp(target, { env: { AUTH_SHARED_SECRET: secret } })
+    try {
+      const token = (claims: Record<string, unknown>) => hs256Claims(secret, 'ba_mover', claims)
+      const first = await t.inject({ url: '/api/v1/users/me', headers: bearer(await token({ email: 'old@frontend.example', name: 'Old' })) })
+      expect(first.json()).toMatchObject({ email: 'old@frontend.example', name: 'Old' })
+      const same = await t.inject({ url: '/api/v1/users/me', headers: bearer(await token({ email: 'old@frontend.example', name: 'Old' })) })
+      expect(same.json().updatedAt).toBe(first.json().updatedAt) // no write when nothing changed
+      const moved = await t.inject({ url: '/api/v1/users/me', headers: bearer(await token({ email: 'new@frontend.example', name: 'New' })) })
+      expect(moved.json()).toMatchObject({ id: first.json().id, email: 'new@frontend.example', name: 'New' })
+      // A token that says nothing of them leaves them as they are.
+      expect((await t.inject({ url: '/api/v1/users/me', headers: bearer(await token({})) })).json()).toMatchObject({ email: 'new@frontend.example', name: 'New' })
+    } finally {
+      await t.close()
+    }
   })
 })
 

@@ -4,7 +4,7 @@ import { buildTestApp, expectProblem, testDatabases, type Account, type TestApp 
 type Task = Record<string, any>
 
 const MISSING_ID = '00000000-0000-4000-8000-000000000000'
-const FIELDS = ['completed', 'created_at', 'description', 'id', 'title', 'updated_at', 'user_id']
+const FIELDS = ['completed', 'created_at', 'description', 'due_date', 'id', 'priority', 'tags', 'title', 'updated_at', 'user_id']
 
 /** `/api/{user_id}/tasks...` in the user's own name unless another id is given. */
 const tasksUrl = (userId: string, rest = '') => `/api/${encodeURIComponent(userId)}/tasks${rest}`
@@ -145,7 +145,9 @@ describe.each(testDatabases)('classic /api/{user_id}/tasks on $name', (target) =
       ['a missing title', { completed: true }, 'body.title'],
       ['a title of 201 characters', { title: 'x'.repeat(201) }, 'body.title'],
       ['a description of 1001 characters', { title: 'ok', description: 'y'.repeat(1001) }, 'body.description'],
-      ['an unknown field', { title: 'ok', priority: 'high' }, 'body.priority'],
+      ['an unknown field', { title: 'ok', dueAt: '2026-12-01T17:00:00Z' }, 'body.dueAt'],
+      ['a priority not in the list', { title: 'ok', priority: 'urgent' }, 'body.priority'],
+      ['a leap-second due date', { title: 'ok', due_date: '2026-06-30T23:59:60Z' }, 'body.due_date'],
       ['a string as completed', { title: 'ok', completed: 'yes' }, 'body.completed'],
       ['a number as title', { title: 7 }, 'body.title'],
     ])('refuses a PUT with %s with a 422 naming the field, and changes nothing', async (_, payload, path) => {
@@ -165,6 +167,12 @@ describe.each(testDatabases)('classic /api/{user_id}/tasks on $name', (target) =
     ])('refuses the list query %s with a 422', async (query, path) => {
       const problem = expectProblem(await t.inject({ url: tasksUrl(alice.id, query), headers: alice.headers }), 422)
       expect(problem.errors.map((e: { path: string }) => e.path)).toContain(path)
+    })
+
+    it('names the fields a route accepts when a body carries one it does not', async () => {
+      const problem = expectProblem(await t.inject({ method: 'POST', url: tasksUrl(alice.id), headers: alice.headers, payload: { title: 'ok', dueAt: 'x', color: 'red' } }), 422)
+      expect(problem.detail).toContain('dueAt, color')
+      expect(problem.detail).toContain('it accepts: title, description, priority, tags, due_date')
     })
 
     it('answers 422 for a task id that is not a UUID', async () => {
@@ -276,13 +284,51 @@ describe.each(testDatabases)('classic /api/{user_id}/tasks on $name', (target) =
     })
   })
 
+  describe('priorities, tags, due dates, search, filters and sorts (the later levels of the contract)', () => {
+    it('takes priority, tags and due_date on POST and PUT, returns them in every task, and PUT clears what it omits', async () => {
+      const task = await createClassic(alice, { title: 'Pay rent', priority: 'high', tags: ['home', 'money'], due_date: '2026-12-01T09:00:00+01:00' })
+      expect(task).toMatchObject({ priority: 'high', tags: ['home', 'money'], due_date: '2026-12-01T08:00:00.000Z' })
+      expect(await readV1(alice, task.id)).toMatchObject({ priority: 'high', tags: ['home', 'money'], dueAt: '2026-12-01T08:00:00.000Z' })
+      const url = tasksUrl(alice.id, `/${task.id}`)
+      const put = await t.inject({ method: 'PUT', url, headers: alice.headers, payload: { title: 'Pay rent', priority: 'low', due_date: null } })
+      expect(put.json()).toMatchObject({ priority: 'low', tags: [], due_date: null, completed: false })
+      const bare = await t.inject({ method: 'PUT', url, headers: alice.headers, payload: { title: 'Pay rent' } })
+      expect(bare.json()).toMatchObject({ priority: 'none', tags: [], due_date: null })
+      expect(bare.json()).toEqual((await t.inject({ url, headers: alice.headers })).json())
+    })
+
+    it('filters by search, priority, tag and due dates, and sorts by created, due_date, priority or title, either way', async () => {
+      const owner = await t.signUp()
+      await createClassic(owner, { title: 'Alpha report', priority: 'low', tags: ['work'], due_date: '2026-12-03T00:00:00Z' })
+      await createClassic(owner, { title: 'Bravo', description: 'the REPORT is due', priority: 'high', tags: ['Work', 'urgent'], due_date: '2026-12-01T00:00:00Z' })
+      await createClassic(owner, { title: 'Charlie', priority: 'medium', tags: ['home'] })
+      const titles = async (query: string) => (await listClassic(owner, query)).map((task) => task.title)
+      expect(await titles('?search=report')).toEqual(['Bravo', 'Alpha report']) // newest first
+      expect(await titles('?priority=high')).toEqual(['Bravo'])
+      expect(await titles('?tag=work')).toEqual(['Bravo', 'Alpha report'])
+      expect(await titles('?tag=work&tag=urgent')).toEqual(['Bravo'])
+      expect(await titles('?due_before=2026-12-02T00:00:00Z')).toEqual(['Bravo'])
+      expect(await titles('?due_after=2026-12-02T00:00:00Z')).toEqual(['Alpha report'])
+      expect(await titles('?sort=created')).toEqual(['Charlie', 'Bravo', 'Alpha report'])
+      expect(await titles('?sort=created&order=asc')).toEqual(['Alpha report', 'Bravo', 'Charlie'])
+      expect(await titles('?sort=due_date')).toEqual(['Bravo', 'Alpha report', 'Charlie']) // no due date: last
+      expect(await titles('?sort=due_date&order=desc')).toEqual(['Alpha report', 'Bravo', 'Charlie'])
+      expect(await titles('?sort=priority&order=desc')).toEqual(['Bravo', 'Charlie', 'Alpha report'])
+      expect(await titles('?sort=title')).toEqual(['Alpha report', 'Bravo', 'Charlie'])
+      expect(await titles('?sort=title&order=desc&status=pending&limit=2')).toEqual(['Charlie', 'Bravo'])
+      for (const query of ['?sort=due', '?order=up', '?priority=urgent', '?due_before=tomorrow']) {
+        expectProblem(await t.inject({ url: tasksUrl(owner.id, query), headers: owner.headers }), 422)
+      }
+    })
+  })
+
   describe('beside /api/v1', () => {
     it('lists a task created through /api/v1 with the same id and title', async () => {
       const v1 = await t.createTask(alice, { title: 'From v1', description: 'made there', priority: 'high', tags: ['x'] })
       const listed = (await listClassic(alice)).find((x) => x.id === v1.id)
       expect(listed).toEqual({
         id: v1.id, user_id: alice.id, title: 'From v1', description: 'made there', completed: false,
-        created_at: v1.createdAt, updated_at: v1.updatedAt,
+        priority: 'high', tags: ['x'], due_date: null, created_at: v1.createdAt, updated_at: v1.updatedAt,
       })
       const read = await t.inject({ url: tasksUrl(alice.id, `/${v1.id}`), headers: alice.headers })
       expect(read.json()).toEqual(listed)
@@ -332,8 +378,8 @@ describe.each(testDatabases)('classic /api/{user_id}/tasks on $name', (target) =
       }
       expect(doc.paths['/api/{user_id}/tasks'].post.responses['201']).toBeDefined()
       expect(doc.paths['/api/{user_id}/tasks/{id}'].delete.responses['204']).toBeDefined()
-      const body = doc.paths['/api/{user_id}/tasks'].post.requestBody.content['application/json'].schema
-      expect(body.properties.title).toMatchObject({ maxLength: 200 })
+      expect(doc.paths['/api/{user_id}/tasks'].post.requestBody.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/ClassicNewTask' })
+      expect(doc.components.schemas.ClassicNewTask.properties.title).toMatchObject({ maxLength: 200 })
     })
   })
 })

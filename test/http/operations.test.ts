@@ -50,7 +50,7 @@ describe.each(testDatabases)('operations and errors on $name', (target) => {
     for (const op of operations) {
       const name = `${op.method} ${op.path}`
       if (PUBLIC_OPERATIONS.has(name)) continue
-      expect(op.spec.security, `${name} security`).toEqual([{ bearerAuth: [] }])
+      expect(op.spec.security, `${name} security`).toContainEqual({ bearerAuth: [] })
       expect(Object.keys(op.spec.responses).some((s) => s.startsWith('4')), `${name} documents errors`).toBe(true)
     }
   })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { describeError, isDatabaseUnavailable, toProblem } from '../../src/http/problem.js'
+import { describeError, isDatabaseUnavailable, toProblem } from '../../src/http/errors.js'
 
 describe('reading an error and its causes', () => {
   const driverError = (code: string) => Object.assign(new Error('driver'), { code, severity: 'ERROR' })

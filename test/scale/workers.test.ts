@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { afterAll, describe, expect, it } from 'vitest'
 import {
-  JWT_SECRET, register, request, SHARED_URL, startServer, stopServer, throwawayDatabase, waitUntilUp, within, type ServerProcess,
+  register, request, SHARED_URL, startServer, stopServer, throwawayDatabase, waitUntilUp, within, type ServerProcess,
 } from '../faults/support.js'
 
 const run = promisify(execFile)
@@ -21,10 +21,11 @@ describe.skipIf(!SHARED_URL)('WORKERS=2 on a server database', () => {
     await drop?.()
   })
 
-  it('serves from two processes on one port and stops them both on SIGTERM', async () => {
+  it('serves from two processes on one port, signing with one secret kept in the database, and stops them both on SIGTERM', async () => {
     const database = await throwawayDatabase(SHARED_URL!)
     drop = database.drop
-    server = await startServer({ DATABASE_URL: database.url, JWT_SECRET, WORKERS: '2' })
+    // No JWT_SECRET: the first process generates one into the database; the other reads it.
+    server = await startServer({ DATABASE_URL: database.url, JWT_SECRET: '', WORKERS: '2' })
     await waitUntilUp(server)
     expect(await childrenOf(server.pid)).toHaveLength(2)
 
@@ -39,5 +40,10 @@ describe.skipIf(!SHARED_URL)('WORKERS=2 on a server database', () => {
     process.kill(server.pid, 'SIGTERM')
     expect(await within(server.exited, 12_000, 'exit after SIGTERM')).toBe(0)
     for (const pid of workers) expect(() => process.kill(pid, 0)).toThrow() // gone too
+
+    // Restarted, it signs with the same secret: the token still works.
+    server = await startServer({ DATABASE_URL: database.url, JWT_SECRET: '' })
+    await waitUntilUp(server)
+    expect((await request(server.base, '/api/v1/tasks', { headers: account.auth })).status).toBe(200)
   })
 })
