@@ -1,0 +1,73 @@
+import type { Client } from 'openapi-fetch'
+import { dataOf } from './errors.js'
+import type { paths } from './openapi.js'
+import type { CreateTaskBody, Task, TaskPage, TaskQuery, UpdateTaskBody } from './types.js'
+
+/**
+ * The ETag the server gives a task, `"<version>-<first 8 characters of the id>"` (a documented
+ * format), so a task read from a list or a sync can condition a write without reading it again.
+ */
+export const etagOf = (task: Pick<Task, 'id' | 'version'>) => `"${task.version}-${task.id.slice(0, 8)}"`
+
+export interface ConditionalOptions {
+  /**
+   * Change the task only if nobody else has since: its ETag, or the task as you read it. When it
+   * has changed, the call rejects with a 412 TaskbaseError (`ProblemType.preconditionFailed`) and
+   * nothing changes.
+   */
+  ifMatch?: string | Pick<Task, 'id' | 'version'>
+}
+
+export interface CreateOptions {
+  /** Any unique string: retrying with it returns the first answer instead of a second task. */
+  idempotencyKey?: string
+}
+
+export interface TaskMethods {
+  /** One page; pass its `nextCursor` as `cursor` for the next. */
+  list (query?: TaskQuery): Promise<TaskPage>
+  get (id: string): Promise<Task>
+  create (body: CreateTaskBody, options?: CreateOptions): Promise<Task>
+  update (id: string, changes: UpdateTaskBody, options?: ConditionalOptions): Promise<Task>
+  delete (id: string, options?: ConditionalOptions): Promise<void>
+  /** Every page of the list, fetched as the loop reaches it. */
+  pages (query?: TaskQuery): AsyncIterable<TaskPage>
+  /** Every task of the list, page after page (`limit` is the page size), fetched as the loop reaches it. */
+  listAll (query?: TaskQuery): AsyncIterable<Task>
+}
+
+const ifMatchHeader = ({ ifMatch }: ConditionalOptions) =>
+  ifMatch === undefined ? undefined : { 'if-match': typeof ifMatch === 'string' ? ifMatch : etagOf(ifMatch) }
+
+export function taskMethods (api: Client<paths>): TaskMethods {
+  const list = (query: TaskQuery = {}) => dataOf(api.GET('/api/v1/tasks', { params: { query } }))
+
+  async function * pages (query: TaskQuery = {}) {
+    let cursor = query.cursor
+    do {
+      const page = await list(cursor === undefined ? query : { ...query, cursor })
+      yield page
+      cursor = page.nextCursor ?? undefined
+    } while (cursor !== undefined)
+  }
+
+  return {
+    list,
+    get: (id) => dataOf(api.GET('/api/v1/tasks/{id}', { params: { path: { id } } })),
+    create: (body, { idempotencyKey } = {}) => dataOf(api.POST('/api/v1/tasks', {
+      params: { header: idempotencyKey === undefined ? undefined : { 'idempotency-key': idempotencyKey } },
+      body,
+    })),
+    update: (id, changes, options = {}) => dataOf(api.PATCH('/api/v1/tasks/{id}', {
+      params: { path: { id }, header: ifMatchHeader(options) },
+      body: changes,
+    })),
+    async delete (id, options = {}) {
+      await dataOf(api.DELETE('/api/v1/tasks/{id}', { params: { path: { id }, header: ifMatchHeader(options) } }))
+    },
+    pages,
+    async * listAll (query) {
+      for await (const page of pages(query)) yield * page.items
+    },
+  }
+}

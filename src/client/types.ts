@@ -1,0 +1,34 @@
+// The client's names for the shapes of the contract, all read off the generated `paths` (openapi.ts).
+// Derived from the operations rather than `components['schemas']`: they hold whether a schema is
+// written inline or by `$ref`, so moving schemas into components renames nothing here.
+import type { paths } from './openapi.js'
+
+/** The JSON body of a response (or request) entry of the document. */
+type JsonOf<Entry> = Entry extends { content: { 'application/json': infer Body } } ? Body : never
+
+type Operation<Path extends keyof paths, Method extends keyof paths[Path]> = paths[Path][Method]
+type ResponseOf<Path extends keyof paths, Method extends keyof paths[Path], Status extends number> =
+  Operation<Path, Method> extends { responses: { [S in Status]: infer Entry } } ? JsonOf<Entry> : never
+type RequestBodyOf<Path extends keyof paths, Method extends keyof paths[Path]> =
+  Operation<Path, Method> extends { requestBody?: infer Entry } ? JsonOf<Entry> : never
+type QueryOf<Path extends keyof paths, Method extends keyof paths[Path]> =
+  Operation<Path, Method> extends { parameters: { query?: infer Query } } ? NonNullable<Query> : never
+
+/** A signed-in session: the user and their token pair, as register and login answer. */
+export type Session = ResponseOf<'/api/v1/auth/register', 'post', 201>
+/** What a refresh answers: the next token pair of the session. */
+export type TokenPair = ResponseOf<'/api/v1/auth/refresh', 'post', 200>
+export type User = Session['user']
+export type RegisterBody = RequestBodyOf<'/api/v1/auth/register', 'post'>
+export type LoginBody = RequestBodyOf<'/api/v1/auth/login', 'post'>
+
+export type Task = ResponseOf<'/api/v1/tasks/{id}', 'get', 200>
+export type TaskPage = ResponseOf<'/api/v1/tasks', 'get', 200>
+/** Filters, sort, `limit` and `cursor` of the task list. */
+export type TaskQuery = QueryOf<'/api/v1/tasks', 'get'>
+export type CreateTaskBody = RequestBodyOf<'/api/v1/tasks', 'post'>
+export type UpdateTaskBody = RequestBodyOf<'/api/v1/tasks/{id}', 'patch'>
+
+export type SyncPage = ResponseOf<'/api/v1/sync', 'get', 200>
+/** One entry of the change log: a task's latest state, or its deletion. */
+export type Change = SyncPage['changes'][number]
