@@ -40,8 +40,11 @@ export const errorResponses = (...entries: Array<number | [number, string]>) => 
  * `T | null` as `type: [T, "null"]`, not `anyOf`: a wrong value then gets one error ("must be
  * string,null") instead of one per branch.
  */
-export const Nullable = <T extends TSchema>(schema: T) =>
-  Type.Unsafe<Static<T> | null>({ ...schema, type: [(schema as { type?: string }).type, 'null'] })
+export const Nullable = <T extends TSchema>(schema: T) => {
+  const { type, enum: values } = schema as { type?: string, enum?: unknown[] }
+  // An enum lists null too, or null would pass `type` and fail `enum`.
+  return Type.Unsafe<Static<T> | null>({ ...schema, type: [type, 'null'], ...(values && { enum: [...values, null] }) })
+}
 
 /** A closed set of strings, as one `enum` (one error on a wrong value, not one per choice). */
 export const StringEnum = <const T extends readonly string[]>(values: T, options: object = {}) =>
