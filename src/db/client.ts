@@ -98,6 +98,26 @@ const pgTypes = {
     (format === undefined || format === 'text') && typeParsers[oid] ? typeParsers[oid] : pg.types.getTypeParser(oid, format as 'text'),
 } as unknown as pg.CustomTypesConfig
 
+const DEADLOCK_DETECTED = '40P01'
+/** Attempts of a statement or transaction that PostgreSQL chose to end in a deadlock. */
+const DEADLOCK_ATTEMPTS = 3
+
+/**
+ * Runs `attempt` again when PostgreSQL ended it to break a deadlock: it was rolled back whole, and
+ * the other side has since gone on, so the retry normally succeeds. Deadlocks come from a user's
+ * writes that lock several rows (a move and its subtree, a completion and its subtasks, a cascade)
+ * racing one that locks a row of theirs, each also taking the user's row (its change counter).
+ */
+async function afterDeadlocks<T> (attempt: () => Promise<T>): Promise<T> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await attempt()
+    } catch (error) {
+      if (tries >= DEADLOCK_ATTEMPTS || (error as { code?: unknown }).code !== DEADLOCK_DETECTED) throw error
+    }
+  }
+}
+
 export async function openPostgres (options: PostgresOptions): Promise<Database> {
   const { url, directUrl, poolSize, log, statementTimeoutMs, preparedStatements = 'auto' } = options
   // Transaction poolers take no startup parameters: behind one, the statement timeout is the
@@ -126,8 +146,8 @@ export async function openPostgres (options: PostgresOptions): Promise<Database>
   }
   return {
     kind: 'postgres',
-    query: (s, values) => run(pool, s, values),
-    async transaction (work) {
+    query: (s, values) => afterDeadlocks(() => run(pool, s, values)),
+    transaction: (work) => afterDeadlocks(async () => {
       const client = await pool.connect()
       let broken: Error | undefined
       try {
@@ -142,7 +162,7 @@ export async function openPostgres (options: PostgresOptions): Promise<Database>
       } finally {
         client.release(broken)
       }
-    },
+    }),
     async ping () { await pool.query('select 1') },
     async migrate () {
       // Several processes may start at once on one database: the advisory lock lets one migrate
