@@ -34,6 +34,9 @@ import { syncQueries } from './sync/queries.js'
 import { syncRoutes } from './sync/routes.js'
 import { taskQueries } from './tasks/queries.js'
 import { taskRoutes } from './tasks/routes.js'
+import { taskTree } from './tasks/tree.js'
+import { projectQueries } from './projects/queries.js'
+import { projectRoutes } from './projects/routes.js'
 import { userQueries } from './users/queries.js'
 import { userRoutes } from './users/routes.js'
 
@@ -183,6 +186,8 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
   // The process's one LISTEN: other processes' changes, deletions and revocations reach it.
   const feed = noticeFeed(database, app.log)
   const tasks = taskQueries(database, { changed: feed.announce, maxTasksPerUser: config.tasksPerUserMax })
+  const tree = taskTree(database, { changed: feed.announce })
+  const projects = projectQueries(database, { changed: feed.announce, maxProjectsPerUser: config.projectsPerUserMax })
   const sync = syncQueries(database)
   const limits = rateLimitQueries(database)
   const cursors = syncCursors(keys.secret, config.syncRetentionDays * 86_400_000)
@@ -230,7 +235,8 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
       requireUser(signedIn, authenticate, redeemTicket)
       limitApi(signedIn)
       await signedIn.register(userRoutes, { users, sessions, forgetUser: cache.forget, loginLimit: login })
-      await signedIn.register(taskRoutes, { tasks })
+      await signedIn.register(taskRoutes, { tasks, tree })
+      await signedIn.register(projectRoutes, { projects })
       await signedIn.register(syncRoutes, { sync, cursors })
       await signedIn.register(ticketRoutes, { sync })
       await signedIn.register(eventRoutes, { sync, cursors, hub, heartbeatMs: deps.eventHeartbeatMs })

@@ -48,6 +48,8 @@ export interface Config {
   readonly corsOrigins: readonly string[]
   /** Tasks one user may hold; a create past it is a 409 problem. */
   readonly tasksPerUserMax: number
+  /** Projects one user may hold; a create past it is a 409 problem. */
+  readonly projectsPerUserMax: number
   /** Event streams one user may hold open at once, per process; the next is a 429. */
   readonly eventStreamsPerUser: number
   /** Server processes (node:cluster) on a server database; the embedded database is always one. */
@@ -229,6 +231,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     metricsToken,
     eventStreamsPerUser: integer('EVENT_STREAMS_PER_USER', 10, 1, 10_000),
     tasksPerUserMax: integer('TASKS_PER_USER_MAX', 100_000, 1, 100_000_000),
+    projectsPerUserMax: integer('PROJECTS_PER_USER_MAX', 1_000, 1, 100_000),
     corsOrigins: Object.freeze(corsOrigins),
     workers,
     databasePreparedStatements: preparedRaw === 'true' ? true : preparedRaw === 'false' ? false : 'auto',

@@ -17,6 +17,9 @@ export const ProblemType = {
   rateLimited: 'https://taskbase.dev/problems/rate-limited',
   syncExpired: 'https://taskbase.dev/problems/sync-expired',
   taskLimitReached: 'https://taskbase.dev/problems/task-limit-reached',
+  projectLimitReached: 'https://taskbase.dev/problems/project-limit-reached',
+  tooDeep: 'https://taskbase.dev/problems/too-deep',
+  cycle: 'https://taskbase.dev/problems/cycle',
 } as const
 
 /**

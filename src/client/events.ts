@@ -3,7 +3,7 @@ import { problemOf, TaskbaseError } from './errors.js'
 import type { paths } from './openapi.js'
 import type { SessionKeeper } from './session.js'
 import { readEventStream, type ServerSentEvent } from './sse.js'
-import type { Change, Task } from './types.js'
+import type { Change, Project, Task } from './types.js'
 
 export interface SubscribeOptions {
   /**
@@ -39,14 +39,18 @@ const DEFAULT_RETRY_MS = 2_000
 /** Repeated failures to connect back off, doubling, to this. */
 const MAX_RETRY_MS = 30_000
 
-/** The change an event carries; undefined for event types this client does not know (yet). */
+/** The change an event carries (the same shape as in a sync page); undefined for event types this client does not know (yet). */
 function changeOf (event: ServerSentEvent): Change | undefined {
-  if (event.type === 'task.upsert') return { op: 'upsert', task: JSON.parse(event.data) as Task }
-  if (event.type === 'task.delete') {
-    const { id, deletedAt } = JSON.parse(event.data) as { id: string, deletedAt: string }
-    return { op: 'delete', id, deletedAt }
+  switch (event.type) {
+    case 'task.upsert': return { type: 'task', op: 'upsert', task: JSON.parse(event.data) as Task }
+    case 'project.upsert': return { type: 'project', op: 'upsert', project: JSON.parse(event.data) as Project }
+    case 'task.delete':
+    case 'project.delete': {
+      const { id, deletedAt } = JSON.parse(event.data) as { id: string, deletedAt: string }
+      return { type: event.type === 'task.delete' ? 'task' : 'project', op: 'delete', id, deletedAt }
+    }
+    default: return undefined
   }
-  return undefined
 }
 
 /** A problem that retrying cannot fix; 408 and 429 can be, by waiting. */

@@ -5,6 +5,7 @@ import createFetchClient, { type Client } from 'openapi-fetch'
 import { dataOf } from './errors.js'
 import { subscribe, type SubscribeOptions, type Subscription } from './events.js'
 import type { paths } from './openapi.js'
+import { projectMethods, type ProjectMethods } from './projects.js'
 import { authorizedFetch, sessionKeeper, type Fetch } from './session.js'
 import { syncMethods, type SyncMethods } from './sync.js'
 import { taskMethods, type TaskMethods } from './tasks.js'
@@ -13,6 +14,7 @@ import type { LoginBody, RegisterBody, Session } from './types.js'
 export { ProblemType, TaskbaseError, type FieldError } from './errors.js'
 export type { SubscribeOptions, Subscription } from './events.js'
 export type { components, paths } from './openapi.js'
+export type { ProjectMethods } from './projects.js'
 export type { Fetch } from './session.js'
 export type { SyncMethods, SyncOptions } from './sync.js'
 export { etagOf, type ConditionalOptions, type CreateOptions, type TaskMethods } from './tasks.js'
@@ -44,13 +46,14 @@ export interface AuthMethods {
 }
 
 export interface EventMethods {
-  /** Live changes to the signed-in user's tasks; see {@link SubscribeOptions}. */
+  /** Live changes to the signed-in user's projects and tasks; see {@link SubscribeOptions}. */
   subscribe (options: SubscribeOptions): Subscription
 }
 
 export interface TaskbaseClient {
   auth: AuthMethods
   tasks: TaskMethods
+  projects: ProjectMethods
   sync: SyncMethods
   events: EventMethods
   /**
@@ -101,6 +104,7 @@ export function createClient ({ baseUrl, fetch, session = null, onSession }: Cli
       get session () { return keeper.current },
     },
     tasks: taskMethods(api),
+    projects: projectMethods(api),
     sync: syncMethods(api),
     events: { subscribe: (options) => subscribe({ api, keeper }, options) },
     api,

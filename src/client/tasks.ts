@@ -1,7 +1,7 @@
 import type { Client } from 'openapi-fetch'
 import { dataOf } from './errors.js'
 import type { paths } from './openapi.js'
-import type { CreateTaskBody, Task, TaskPage, TaskQuery, UpdateTaskBody } from './types.js'
+import type { CreateTaskBody, MoveTaskBody, Task, TaskPage, TaskQuery, UpdateTaskBody } from './types.js'
 
 /**
  * The ETag the server gives a task, `"<version>-<first 8 characters of the id>"` (a documented
@@ -30,13 +30,18 @@ export interface TaskMethods {
   create (body: CreateTaskBody, options?: CreateOptions): Promise<Task>
   update (id: string, changes: UpdateTaskBody, options?: ConditionalOptions): Promise<Task>
   delete (id: string, options?: ConditionalOptions): Promise<void>
+  /**
+   * Puts the task, with its subtasks, in another project, under another parent, or elsewhere among
+   * its siblings (`beforeId` / `afterId`); `{}` makes it last where it is.
+   */
+  move (id: string, to: MoveTaskBody, options?: ConditionalOptions): Promise<Task>
   /** Every page of the list, fetched as the loop reaches it. */
   pages (query?: TaskQuery): AsyncIterable<TaskPage>
   /** Every task of the list, page after page (`limit` is the page size), fetched as the loop reaches it. */
   listAll (query?: TaskQuery): AsyncIterable<Task>
 }
 
-const ifMatchHeader = ({ ifMatch }: ConditionalOptions) =>
+export const ifMatchHeader = ({ ifMatch }: ConditionalOptions) =>
   ifMatch === undefined ? undefined : { 'if-match': typeof ifMatch === 'string' ? ifMatch : etagOf(ifMatch) }
 
 export function taskMethods (api: Client<paths>): TaskMethods {
@@ -65,6 +70,10 @@ export function taskMethods (api: Client<paths>): TaskMethods {
     async delete (id, options = {}) {
       await dataOf(api.DELETE('/api/v1/tasks/{id}', { params: { path: { id }, header: ifMatchHeader(options) } }))
     },
+    move: (id, to, options = {}) => dataOf(api.POST('/api/v1/tasks/{id}/move', {
+      params: { path: { id }, header: ifMatchHeader(options) },
+      body: to,
+    })),
     pages,
     async * listAll (query) {
       for await (const page of pages(query)) yield * page.items

@@ -28,7 +28,17 @@ export type TaskPage = ResponseOf<'/api/v1/tasks', 'get', 200>
 export type TaskQuery = QueryOf<'/api/v1/tasks', 'get'>
 export type CreateTaskBody = RequestBodyOf<'/api/v1/tasks', 'post'>
 export type UpdateTaskBody = RequestBodyOf<'/api/v1/tasks/{id}', 'patch'>
+/** Where a task goes, with its subtasks: project, parent, and its neighbours there. */
+export type MoveTaskBody = RequestBodyOf<'/api/v1/tasks/{id}/move', 'post'>
+
+export type Project = ResponseOf<'/api/v1/projects/{id}', 'get', 200>
+export type ProjectPage = ResponseOf<'/api/v1/projects', 'get', 200>
+export type ProjectQuery = QueryOf<'/api/v1/projects', 'get'>
+export type CreateProjectBody = RequestBodyOf<'/api/v1/projects', 'post'>
+export type UpdateProjectBody = RequestBodyOf<'/api/v1/projects/{id}', 'patch'>
+/** Where a project goes in the order: its neighbours there. */
+export type MoveProjectBody = RequestBodyOf<'/api/v1/projects/{id}/move', 'post'>
 
 export type SyncPage = ResponseOf<'/api/v1/sync', 'get', 200>
-/** One entry of the change log: a task's latest state, or its deletion. */
+/** One entry of the change log: a task's or a project's latest state, or its deletion (see `type`). */
 export type Change = SyncPage['changes'][number]

@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm'
 import {
-  bigint, boolean, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid,
+  bigint, boolean, index, integer, jsonb, pgEnum, pgTable, primaryKey, smallint, text, timestamp, uniqueIndex, uuid, type AnyPgColumn,
 } from 'drizzle-orm/pg-core'
 
 // Millisecond precision everywhere, like JavaScript's Date and the JSON we send: a keyset cursor
@@ -59,6 +59,27 @@ export const refreshTokens = pgTable('refresh_tokens', {
   index('refresh_tokens_user_idx').on(t.userId),
 ])
 
+/**
+ * A user's lists of tasks. `position` orders them (fractional indexing: a move writes one row);
+ * `seq` is the user's change seq of the project's latest write, as for tasks (migration 0011).
+ */
+export const projects = pgTable('projects', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  name: text('name').notNull(),
+  color: text('color'),
+  archived: boolean('archived').notNull().default(false),
+  /** Sorts in byte order (COLLATE "C", set in the migration); filled on insert by the trigger. */
+  position: text('position').notNull(),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+  version: integer('version').notNull().default(1),
+  seq: bigint('seq', { mode: 'number' }).notNull().default(0),
+}, (t) => [
+  index('projects_user_list_idx').on(t.userId, t.archived, t.position, t.id),
+  index('projects_user_seq_idx').on(t.userId, t.seq),
+])
+
 /** Declaration order is sort order: none < low < medium < high. */
 export const taskPriority = pgEnum('task_priority', ['none', 'low', 'medium', 'high'])
 
@@ -80,8 +101,23 @@ export const tasks = pgTable('tasks', {
   version: integer('version').notNull().default(1),
   /** The user's change seq of this task's latest write, stamped by a trigger (migration 0008): sync reads by it. */
   seq: bigint('seq', { mode: 'number' }).notNull().default(0),
+  /** Null: the inbox. Deleting the project deletes its tasks. */
+  projectId: uuid('project_id').references(() => projects.id, { onDelete: 'cascade' }),
+  /** Null: a top-level task. Deleting a task deletes its subtasks. */
+  parentId: uuid('parent_id').references((): AnyPgColumn => tasks.id, { onDelete: 'cascade' }),
+  /** 0 for a top-level task, up to 3: four levels in all. */
+  depth: smallint('depth').notNull().default(0),
+  /** Order among siblings, in byte order (COLLATE "C"); filled on insert by the trigger. */
+  position: text('position').notNull(),
 }, (t) => [
   index('tasks_user_seq_idx').on(t.userId, t.seq),
+  // A project's tasks, the inbox, and a task's subtasks, in their order: one index scan each. The
+  // first and the last lead with the referencing column, so a cascading delete (of a project, of a
+  // task with subtasks) finds the rows it removes with one index lookup per deleted row. Partial:
+  // a task has one entry across the first two, and a top-level task none in the third.
+  index('tasks_project_position_idx').on(t.projectId, t.position, t.id).where(sql`${t.projectId} is not null`),
+  index('tasks_inbox_position_idx').on(t.userId, t.position, t.id).where(sql`${t.projectId} is null`),
+  index('tasks_parent_position_idx').on(t.parentId, t.position, t.id).where(sql`${t.parentId} is not null`),
   // Keyset pagination: one index per sort, each ending in id, the tie-breaker; descending sorts
   // scan them backwards. Tasks without a due date sort last both ways, hence the two due indexes.
   index('tasks_user_created_idx').on(t.userId, t.createdAt, t.id),

@@ -31,8 +31,9 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
     config: { ticketAuth: true },
     schema: {
       tags: ['sync'],
-      operationId: 'streamEvents', summary: 'Live changes to your tasks (text/event-stream)',
-      description: 'Events task.upsert (data: the task) and task.delete (data: {id, deletedAt}); each id is a ' +
+      operationId: 'streamEvents', summary: 'Live changes to your projects and tasks (text/event-stream)',
+      description: 'Events task.upsert (data: the task), project.upsert (data: the project), task.delete and project.delete ' +
+        '(data: {id, deletedAt}); each id is a ' +
         'cursor /sync accepts. Without Last-Event-ID or since, the stream starts now. A comment every 15 s. ' +
         'The stream ends when its access token expires or its session ends, after an event reauth: reconnect ' +
         'with a fresh token (or ticket) and Last-Event-ID; nothing is missed.',
@@ -40,7 +41,8 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       headers: Type.Object({ 'last-event-id': Type.Optional(Type.String({ maxLength: 1000 })) }),
       response: {
         200: {
-          description: 'A text/event-stream. Events: `task.upsert` (data: the Task), `task.delete` (data: {id, deletedAt}), ' +
+          description: 'A text/event-stream. Events: `task.upsert` (data: the Task), `project.upsert` (data: the Project), ' +
+            '`task.delete` and `project.delete` (data: {id, deletedAt}), ' +
             '`reauth` (data: {reason: expired|logout|revoked}; the stream then ends: reconnect with a fresh token and Last-Event-ID). ' +
             'Each event id is a cursor /sync accepts; a comment line every 15 s keeps the connection alive.',
           content: {

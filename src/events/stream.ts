@@ -1,7 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import type { SyncCursors } from '../sync/cursor.js'
 import type { ChangeOut } from '../sync/queries.js'
-import { toChangeJson } from '../sync/schemas.js'
 
 /**
  * A stream whose unsent output passes this is ended: a client that does not read cannot make the
@@ -84,10 +83,9 @@ export class ChangeStream {
     const { cursors, userId } = this.options
     for (const change of changes) {
       if (change.seq <= this.lastSeq) continue
-      const json = toChangeJson(change)
-      const data = json.op === 'upsert' ? json.task : { id: json.id, deletedAt: json.deletedAt }
+      const data = change.op === 'delete' ? { id: change.id, deletedAt: change.deletedAt } : change.type === 'task' ? change.task : change.project
       const id = cursors.mint(userId, { seq: change.seq })
-      const flowing = this.write(`id: ${id}\nevent: task.${json.op}\ndata: ${JSON.stringify(data)}\n\n`)
+      const flowing = this.write(`id: ${id}\nevent: ${change.type}.${change.op}\ndata: ${JSON.stringify(data)}\n\n`)
       this.lastSeq = change.seq
       if (this.closed) return
       if (!flowing) {

@@ -31,6 +31,7 @@ const TAGS = [
   { name: 'auth', description: 'Accounts and tokens' },
   { name: 'users', description: 'The signed-in user' },
   { name: 'tasks', description: 'Your tasks; another user\'s task is always 404' },
+  { name: 'projects', description: 'Lists of tasks, in your order; another user\'s project is always 404' },
   { name: 'sync', description: 'Keeping a local copy: delta sync and live events' },
   { name: 'classic', description: 'The /api/{user_id}/tasks contract of existing todo front ends, over the same tasks' },
   { name: 'operations', description: 'Health, metrics and documentation' },
@@ -62,6 +63,8 @@ const SUCCESS: Record<string, string> = {
   createEventTicket: 'A ticket for GET /api/v1/events?ticket=', classicListTasks: 'Your tasks',
   classicCreateTask: 'The task, created', classicGetTask: 'The task', classicReplaceTask: 'The task, replaced',
   classicToggleTask: 'The task, its completion flipped', health: 'The process is up', readiness: 'The database answers',
+  moveTask: 'The task, moved (its subtasks came with it)', listProjects: 'A page of your projects', createProject: 'The project, created (last)',
+  getProject: 'The project', updateProject: 'The project, changed', moveProject: 'The project, moved',
 }
 
 /** Response headers particular to an operation, beside those every answer carries. */
@@ -69,6 +72,11 @@ const OPERATION_HEADERS: Record<string, Record<string, Record<string, Json>>> = 
   createTask: { 201: { ETag: HEADERS.etag, Location: HEADERS.location, 'Idempotent-Replayed': HEADERS.replayed } },
   getTask: { 200: { ETag: HEADERS.etag }, 304: { ETag: HEADERS.etag } },
   updateTask: { 200: { ETag: HEADERS.etag } },
+  moveTask: { 200: { ETag: HEADERS.etag } },
+  createProject: { 201: { ETag: HEADERS.etag, Location: HEADERS.location } },
+  getProject: { 200: { ETag: HEADERS.etag }, 304: { ETag: HEADERS.etag } },
+  updateProject: { 200: { ETag: HEADERS.etag } },
+  moveProject: { 200: { ETag: HEADERS.etag } },
 }
 
 /** Statuses that can answer any operation of a kind, with what they mean there. */

@@ -16,6 +16,9 @@ export const ProblemType = {
   rateLimited: 'https://taskbase.dev/problems/rate-limited',
   syncExpired: 'https://taskbase.dev/problems/sync-expired',
   taskLimitReached: 'https://taskbase.dev/problems/task-limit-reached',
+  projectLimitReached: 'https://taskbase.dev/problems/project-limit-reached',
+  tooDeep: 'https://taskbase.dev/problems/too-deep',
+  cycle: 'https://taskbase.dev/problems/cycle',
 } as const
 
 /** What each type means, for the OpenAPI document: the code and the reference list the same problems. */
@@ -28,6 +31,9 @@ export const PROBLEM_TYPES: Record<keyof typeof ProblemType, string> = {
   rateLimited: '429: a rate limit (or the open-stream limit) is reached; retry after Retry-After',
   syncExpired: '410: the sync cursor is older than the change log keeps; sync again from the start',
   taskLimitReached: '409: the account holds TASKS_PER_USER_MAX tasks already',
+  projectLimitReached: '409: the account holds PROJECTS_PER_USER_MAX projects already',
+  tooDeep: '409: a task would be more than four levels deep (a top task, its subtask and two more levels)',
+  cycle: '409: a task cannot be moved under itself or one of its own subtasks',
 }
 
 export interface ProblemOptions {
@@ -76,6 +82,10 @@ export const wrongPassword = () => forbidden('The password is incorrect')
 
 export const notFound = (what: string) => new Problem(404, `${what} not found`)
 
+/** A 404 for an id the request names in a field: another user's, or none. */
+export const notFoundAt = (what: string, path: string) =>
+  new Problem(404, `${what} not found`, { errors: [{ path, message: 'is not one of yours' }] })
+
 export const routeNotFound = (method: string, path: string) => new Problem(404, `No route for ${method} ${path}`)
 
 export const methodNotAllowed = (method: string, path: string, allowed: string[]) =>
@@ -89,6 +99,26 @@ export const noPassword = () =>
 export const taskLimitReached = (max: number) => new Problem(409,
   `This account already holds ${max.toLocaleString('en-US')} tasks, the most this server allows (TASKS_PER_USER_MAX); delete some before creating more`,
   { type: ProblemType.taskLimitReached })
+
+export const projectLimitReached = (max: number) => new Problem(409,
+  `This account already holds ${max.toLocaleString('en-US')} projects, the most this server allows (PROJECTS_PER_USER_MAX); delete or merge some first`,
+  { type: ProblemType.projectLimitReached })
+
+export const tooDeep = () => new Problem(409,
+  'Tasks nest at most four levels deep (a top task, its subtask and two more levels); this would go deeper',
+  { type: ProblemType.tooDeep, errors: [{ path: 'body.parentId', message: 'is too deep for this task (and its subtasks) to go under' }] })
+
+export const cycle = () => new Problem(409, 'A task cannot be moved under itself or one of its own subtasks',
+  { type: ProblemType.cycle, errors: [{ path: 'body.parentId', message: 'is the task itself or one of its subtasks' }] })
+
+/** A placement that could not be done (db/position.ts): an id not the user's, or not next to the place. */
+export const misplaced = ({ reason, field }: { reason: 'missing' | 'not-sibling' | 'not-adjacent', field: string }, what: string) => {
+  if (reason === 'missing') return new Problem(404, `${what} ${field} not found`, { errors: [{ path: `body.${field}`, message: 'is not one of yours' }] })
+  return badRequest(reason === 'not-sibling'
+    ? `The ${what} ${field} names is not a sibling at the destination (same project and parent)`
+    : 'beforeId and afterId must be neighbours: afterId just before beforeId',
+  [{ path: `body.${field}`, message: reason === 'not-sibling' ? 'is not a sibling at the destination' : 'is not right after afterId' }])
+}
 
 export const syncExpired = () => new Problem(410,
   'This sync cursor is older than the change log keeps; sync again from the start, without since',

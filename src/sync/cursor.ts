@@ -1,10 +1,16 @@
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { badRequest, syncExpired } from '../http/problem.js'
 
-/** A position in one user's change log: the client has everything up to `seq`. */
-export interface SyncPosition {
-  seq: number
-}
+/**
+ * A position in one user's change log. Delta: the client has everything up to `seq`. A first sync
+ * in progress reads the live projects, then the live tasks, by seq; once both are done it goes on as
+ * a delta from `resumeAt`, the log position read before the last page of projects (so a project
+ * changed while the tasks were read is sent again, not lost).
+ */
+export type SyncPosition =
+  | { seq: number }
+  | { phase: 'projects', seq: number }
+  | { phase: 'tasks', seq: number, resumeAt: number }
 
 interface Minted { position: SyncPosition, mintedAt: number }
 
@@ -18,7 +24,9 @@ export function syncCursors (secret: Uint8Array, retentionMs: number) {
 
   return {
     mint (userId: string, position: SyncPosition): string {
-      const fields = ['d', position.seq, Date.now()]
+      const fields = !('phase' in position)
+        ? ['d', position.seq, Date.now()]
+        : position.phase === 'projects' ? ['p', position.seq, Date.now()] : ['t', position.seq, Date.now(), position.resumeAt]
       const payload = Buffer.from(JSON.stringify(fields)).toString('base64url')
       return `${payload}.${mac(userId, payload).toString('base64url')}`
     },
@@ -36,11 +44,14 @@ export function syncCursors (secret: Uint8Array, retentionMs: number) {
       const expected = mac(userId, payload)
       const given = Buffer.from(signature, 'base64url')
       if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw invalid()
-      const [mode, seq, mintedAt] = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as [string, number, number]
+      const [mode, seq, mintedAt, resumeAt] = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as [string, number, number, number?]
       // 'f': a first sync paging by task id, from before the change log moved onto the rows
       // (migration 0008). It cannot be continued as it was; starting over loses nothing.
-      const position: SyncPosition = { seq: mode === 'f' ? 0 : seq }
-      if (Date.now() - mintedAt > retentionMs || seq < floorSeq) {
+      const position: SyncPosition = mode === 'p' || mode === 'f'
+        ? { phase: 'projects', seq: mode === 'f' ? 0 : seq }
+        : mode === 't' ? { phase: 'tasks', seq, resumeAt: resumeAt ?? 0 } : { seq }
+      // A first sync in progress has missed nothing pruned: it reads live rows.
+      if (Date.now() - mintedAt > retentionMs || (!('phase' in position) && seq < floorSeq)) {
         throw syncExpired()
       }
       return { position, mintedAt }

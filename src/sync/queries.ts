@@ -2,21 +2,30 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { Principal } from '../auth/authenticate.js'
 import type { Database } from '../db/client.js'
 import { queryOne, statement } from '../db/sql.js'
+import type { Project } from '../projects/schemas.js'
 import type { Task } from '../tasks/schemas.js'
 import { TASK_COLUMNS, TASK_TEXT_BYTES } from '../tasks/queries.js'
 
-/** A change as clients receive it: the task's current state, or its tombstone. */
+/** A change as clients receive it: a task's or a project's current state, or its tombstone. */
 export type ChangeOut =
-  | { seq: number, op: 'upsert', task: Task }
-  | { seq: number, op: 'delete', id: string, deletedAt: string }
+  | { seq: number, type: 'task', op: 'upsert', task: Task }
+  | { seq: number, type: 'project', op: 'upsert', project: Project }
+  | { seq: number, type: 'task' | 'project', op: 'delete', id: string, deletedAt: string }
 
 export interface ChangesOptions {
   /** At most this many changes. */
   limit: number
   /** And, after the first, only while the text read so far stays under this. */
   maxBytes: number
-  /** False for a first sync, which has nothing to delete. */
-  tombstones?: boolean
+  /** A first sync reads live rows of one kind at a time; otherwise every change, deletes included. */
+  only?: 'projects' | 'tasks'
+}
+
+type ChangeRow = Task & { seq: number, type: 'task' | 'project', project: Project | null, deletedAt: string | null, bytes: number, bytesBefore: number }
+
+function toChange ({ seq, type, project, deletedAt, bytes, bytesBefore, ...task }: ChangeRow): ChangeOut {
+  if (deletedAt !== null) return { seq, type, op: 'delete', id: task.id, deletedAt }
+  return type === 'project' ? { seq, type, op: 'upsert', project: project! } : { seq, type, op: 'upsert', task }
 }
 
 /** Changes after a seq, oldest first, each task at most once, in its latest state. */
@@ -28,10 +37,18 @@ export interface ChangePage {
 const hashTicket = (ticket: string) => createHash('sha256').update(ticket).digest('hex')
 
 const POSITION = statement('select change_seq as "changeSeq", sync_floor_seq as "syncFloorSeq" from users where id = $1')
-const LIVE_AFTER = `select t.seq, ${TASK_COLUMNS}, null::timestamptz as "deletedAt", ${TASK_TEXT_BYTES} as bytes
-  from tasks t where t.user_id = $1 and t.seq > $2 order by t.seq limit $3`
-const TOMBSTONES_AFTER = `select d.seq, d.entity_id, null::text, null::text, null::boolean, null::timestamptz,
-  null::task_priority, null::timestamptz, null::text[], null::timestamptz, null::timestamptz, null::integer, d.deleted_at, 0
+// One row shape for the three kinds of change: a task's columns (null for the others), a project
+// as JSON (its few fields, formatted as the API writes them), a tombstone's time.
+const NO_TASK = `null::text, null::text, null::boolean, null::timestamptz, null::task_priority, null::timestamptz,
+  null::text[], null::timestamptz, null::timestamptz, null::integer, null::uuid, null::uuid, null::text`
+const iso = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
+const TASKS_AFTER = `select t.seq, 'task' as type, ${TASK_COLUMNS}, null::json as project, null::timestamptz as "deletedAt",
+  ${TASK_TEXT_BYTES} as bytes from tasks t where t.user_id = $1 and t.seq > $2 order by t.seq limit $3`
+const PROJECTS_AFTER = `select p.seq, 'project' as type, p.id, ${NO_TASK},
+  json_build_object('id', p.id, 'name', p.name, 'color', p.color, 'archived', p.archived, 'position', p.position,
+    'createdAt', ${iso('p.created_at')}, 'updatedAt', ${iso('p.updated_at')}, 'version', p.version) as project,
+  null::timestamptz as "deletedAt", octet_length(p.name) + 200 as bytes from projects p where p.user_id = $1 and p.seq > $2 order by p.seq limit $3`
+const TOMBSTONES_AFTER = `select d.seq, d.entity, d.entity_id, ${NO_TASK}, null::json, d.deleted_at, 0
   from tombstones d where d.user_id = $1 and d.seq > $2 order by d.seq limit $3`
 /**
  * The changes after $2, by seq: at most $3 of them, and only while the text before each stays under
@@ -41,9 +58,11 @@ const TOMBSTONES_AFTER = `select d.seq, d.entity_id, null::text, null::text, nul
 const upTo = (changes: string) => statement(`select * from (
     select c.*, sum(c.bytes) over (order by c.seq) - c.bytes as "bytesBefore" from (${changes}) c
   ) paged where paged."bytesBefore" < $4 order by paged.seq`)
-/** Live tasks and tombstones: each task at most once, in its latest state. */
-const CHANGES_AFTER = upTo(`(${LIVE_AFTER}) union all (${TOMBSTONES_AFTER}) order by seq limit $3`)
-const LIVE_ONLY_AFTER = upTo(LIVE_AFTER)
+/** What changed: live tasks and projects, and tombstones; each at most once, in its latest state. */
+const CHANGES_AFTER = upTo(`(${TASKS_AFTER}) union all (${PROJECTS_AFTER}) union all (${TOMBSTONES_AFTER}) order by seq limit $3`)
+/** A first sync reads the live rows only, projects first (see sync/routes.ts). */
+const LIVE_PROJECTS_AFTER = upTo(PROJECTS_AFTER)
+const LIVE_TASKS_AFTER = upTo(TASKS_AFTER)
 /**
  * Drops the tombstones older than the retention. Each user's floor rises to their highest pruned
  * tombstone, so a cursor from before it gets a 410 instead of silently missing a delete.
@@ -75,17 +94,14 @@ export function syncQueries (db: Database) {
      * Up to `limit` changes after `seq`, oldest first: each task changed since, once, in its current
      * state, and each one deleted since (unless `tombstones` is false: a first sync has nothing to delete).
      */
-    async changesAfter (userId: string, seq: number, { limit, maxBytes, tombstones = true }: ChangesOptions): Promise<ChangePage> {
-      const rows = await db.query<Task & { seq: number, deletedAt: string | null, bytes: number, bytesBefore: number }>(
-        tombstones ? CHANGES_AFTER : LIVE_ONLY_AFTER, [userId, seq, limit + 1, maxBytes])
+    async changesAfter (userId: string, seq: number, { limit, maxBytes, only }: ChangesOptions): Promise<ChangePage> {
+      const rows = await db.query<ChangeRow>(only === 'projects' ? LIVE_PROJECTS_AFTER : only === 'tasks' ? LIVE_TASKS_AFTER : CHANGES_AFTER,
+        [userId, seq, limit + 1, maxBytes])
       const page = rows.slice(0, limit)
       const last = page.at(-1)
       // More after this page: one row past the limit, or the bytes ran out before it.
       const hasMore = rows.length > limit || (last !== undefined && last.bytesBefore + last.bytes >= maxBytes)
-      const changes = page.map(({ seq, deletedAt, bytes, bytesBefore, ...task }): ChangeOut => deletedAt === null
-        ? { seq, op: 'upsert', task }
-        : { seq, op: 'delete', id: task.id, deletedAt })
-      return { changes, hasMore }
+      return { changes: page.map(toChange), hasMore }
     },
 
     /** Runs from a timer, never in a request; returns how many changes went. */

@@ -18,12 +18,25 @@ const isOurTimestamp = (value: string) => {
   return parsed.ok && parsed.iso === value
 }
 
+/** Whether `value` can be the sort key `key` of a task: anything else was not made by us. */
+function validValue (key: string, value: string | null): boolean {
+  switch (key) {
+    case 'dueAt': return value === null || isOurTimestamp(value)
+    case 'createdAt': return value !== null && isOurTimestamp(value)
+    case 'priority': return value !== null && PRIORITIES.has(value)
+    case 'position': return value !== null && /^[0-9A-Za-z]{1,2000}$/.test(value)
+    // Titles are limited in characters (code points), not UTF-16 units: a 500-emoji title is 1,000 units.
+    default: return value !== null && [...value].length <= 500
+  }
+}
+
 /** The sort key of a task as the cursor holds it (the raw value; SQL applies lower/coalesce). */
 export function sortValue (sort: Sort, task: Task): string | null {
   switch (sort.replace(/^-/, '')) {
     case 'createdAt': return task.createdAt
     case 'dueAt': return task.dueAt
     case 'priority': return task.priority
+    case 'position': return task.position
     default: return task.title
   }
 }
@@ -49,14 +62,7 @@ export function decodeCursor (raw: string, sort: Sort): Cursor {
   }
   if (cursorSort !== sort) throw invalid(`was made for sort=${cursorSort}; pass the same sort with it`)
   const key = sort.replace(/^-/, '')
-  const valid = key === 'dueAt'
-    ? value === null || isOurTimestamp(value)
-    : key === 'priority'
-      ? value !== null && PRIORITIES.has(value)
-      : key === 'createdAt'
-        ? value !== null && isOurTimestamp(value)
-        // Titles are limited in characters (code points), not UTF-16 units: a 500-emoji title is 1,000 units.
-        : value !== null && [...value].length <= 500
+  const valid = validValue(key, value)
   if (!valid) throw invalid('is not a cursor returned by this API')
   return { sort, value, id }
 }

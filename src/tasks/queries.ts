@@ -1,8 +1,9 @@
 import type { Database } from '../db/client.js'
+import { SHARE_USER_MOVES } from '../db/locks.js'
 import { queryOne, statement, type Sql } from '../db/sql.js'
 import { toStoredTime } from '../db/timestamps.js'
 import { fittingCount } from '../http/page-size.js'
-import { taskLimitReached } from '../http/problem.js'
+import { badRequest, notFoundAt, taskLimitReached, tooDeep, type Problem } from '../http/problem.js'
 import { decodeCursor, encodeCursor, sortValue } from './cursor.js'
 import type { CreateTaskBody, ListTasksQuery, Sort, Task, UpdateTaskBody } from './schemas.js'
 
@@ -11,7 +12,23 @@ import type { CreateTaskBody, ListTasksQuery, Sort, Task, UpdateTaskBody } from 
  * convert. `t` is the table's alias in the statements below.
  */
 export const TASK_COLUMNS = 't.id, t.title, t.description, t.completed, t.completed_at as "completedAt", t.priority, ' +
-  't.due_at as "dueAt", t.tags, t.created_at as "createdAt", t.updated_at as "updatedAt", t.version'
+  't.due_at as "dueAt", t.tags, t.created_at as "createdAt", t.updated_at as "updatedAt", t.version, ' +
+  't.project_id as "projectId", t.parent_id as "parentId", t.position'
+
+/** The tasks under $2 (not $2 itself), at every level, of user $1. */
+export const SUBTREE = `with recursive subtree (id) as (
+    select c.id from tasks c where c.user_id = $1 and c.parent_id = $2
+    union all
+    select c.id from tasks c join subtree s on c.parent_id = s.id where c.user_id = $1
+  )`
+
+/** Completing a task completes its open subtasks, at every level, in the same statement. */
+const completingSubtree = (target: string) => `, completed_subtree as (
+    update tasks d set completed = true, completed_at = now(), version = d.version + 1, updated_at = now()
+    where d.user_id = $1 and d.id in (select id from subtree) and not d.completed
+      and exists (select 1 from ${target} where ${target}.completed)
+    returning d.id
+  )`
 
 /** About the size of a task's JSON: its text in bytes, plus the fixed fields. A lower bound, never more. */
 export const TASK_TEXT_BYTES = `(octet_length(t.title) + coalesce(octet_length(t.description), 0) +
@@ -26,9 +43,40 @@ const INSERT = statement(`insert into tasks as t (user_id, title, description, p
   select $1, $2, $3, $4::task_priority, $5::timestamptz, $6::text[], $7::text[]
   where (select u.task_count from users u where u.id = $1) < $8
   returning ${TASK_COLUMNS}`)
-const TOGGLE = statement(`update tasks t set completed = not t.completed,
-  completed_at = case when t.completed then null else now() end, version = t.version + 1, updated_at = now()
-  where t.user_id = $1 and t.id = $2 returning ${TASK_COLUMNS}`)
+/**
+ * Inserts in a project or under a parent, which must be the user's: the subtask takes its parent's
+ * project and the next depth. No row: one of the conditions failed (see `whyNotCreated`). The
+ * parent and the project are held (FOR KEY SHARE) before the insert takes the user's row: a delete
+ * of either waits, or went first and leaves nothing to find, and the two never wait on each other.
+ */
+const INSERT_PLACED = statement(`with parent as (
+    select t.project_id, t.depth from tasks t where t.user_id = $1 and t.id = $10::uuid for key share
+  ), project as (
+    select p.id from projects p where p.user_id = $1 and p.id = $9::uuid for key share
+  )
+  insert into tasks as t (user_id, title, description, priority, due_at, tags, tag_keys, project_id, parent_id, depth)
+  select $1, $2, $3, $4::task_priority, $5::timestamptz, $6::text[], $7::text[],
+    case when $10::uuid is null then $9::uuid else parent.project_id end, $10::uuid, coalesce(parent.depth + 1, 0)
+  from (select 1) as one left join parent on true
+  where (select u.task_count from users u where u.id = $1) < $8
+    and ($10::uuid is null or parent.depth is not null)
+    and ($9::uuid is null or exists (select 1 from project))
+    and ($10::uuid is null or not $11::boolean or parent.project_id is not distinct from $9::uuid)
+    and coalesce(parent.depth, -1) < 3
+  returning ${TASK_COLUMNS}`)
+/** What a refused INSERT_PLACED had to go on, to say which condition failed. */
+const CREATION_CHECKS = statement(`select (select u.task_count from users u where u.id = $1) as "taskCount",
+  exists (select 1 from projects p where p.user_id = $1 and p.id = $2::uuid) as "projectFound",
+  exists (select 1 from tasks c where c.user_id = $1 and c.id = $3::uuid) as "parentFound",
+  (select c.project_id from tasks c where c.user_id = $1 and c.id = $3::uuid) as "parentProject",
+  (select c.depth from tasks c where c.user_id = $1 and c.id = $3::uuid) as "parentDepth"`)
+const FOREIGN_KEY_VIOLATION = '23503'
+const TOGGLE = statement(`${SUBTREE}, target as (
+    update tasks t set completed = not t.completed,
+    completed_at = case when t.completed then null else now() end, version = t.version + 1, updated_at = now()
+    where t.user_id = $1 and t.id = $2 returning ${TASK_COLUMNS}
+  )${completingSubtree('target')}
+  select * from target`)
 const DELETE = statement('delete from tasks t where t.user_id = $1 and t.id = $2 returning t.id')
 const DELETE_IF_VERSION = statement('delete from tasks t where t.user_id = $1 and t.id = $2 and t.version = any($3::int[]) returning t.id')
 
@@ -68,6 +116,8 @@ const SORT_SPECS: Record<Sort, SortSpec> = {
   '-priority': { ...priorityKey, descending: true },
   title: { ...titleKey, descending: false },
   '-title': { ...titleKey, descending: true },
+  // Keys compare in byte order (the column is COLLATE "C"; the parameter takes the column's collation).
+  position: { key: 't.position', keyOf: (p: string) => `${p}::text`, descending: false },
 }
 
 /** `%`, `_` and `\` in a search are literal characters, not LIKE wildcards. */
@@ -132,15 +182,51 @@ export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser
     return found ? { status: 'stale' } : { status: 'missing' }
   }
 
+  /** Why INSERT_PLACED inserted nothing, as the problem to answer. */
+  async function whyNotCreated (sql: Sql, userId: string, { projectId, parentId }: CreateTaskBody): Promise<Problem> {
+    const found = (await queryOne<{ taskCount: number, projectFound: boolean, parentFound: boolean, parentProject: string | null, parentDepth: number | null }>(
+      sql, CREATION_CHECKS, [userId, projectId ?? null, parentId ?? null]))!
+    if (found.taskCount >= maxTasksPerUser) return taskLimitReached(maxTasksPerUser)
+    if (parentId !== undefined && !found.parentFound) return notFoundAt('parent task', 'body.parentId')
+    if (projectId != null && !found.projectFound) return notFoundAt('project', 'body.projectId')
+    if (parentId !== undefined && projectId !== undefined && projectId !== found.parentProject) {
+      return badRequest('A subtask lives in its parent\'s project: leave projectId out, or give the parent\'s',
+        [{ path: 'body.projectId', message: 'is not the project of the parent task' }])
+    }
+    return tooDeep()
+  }
+
+  /** `sql` is a transaction when the task has a parent (see `placedCreate`). */
   const create = async (sql: Sql, userId: string, input: CreateTaskBody): Promise<Task> => {
-    const task = await queryOne<Task>(sql, INSERT, [...insertValues(userId, input), maxTasksPerUser])
-    if (!task) throw taskLimitReached(maxTasksPerUser)
+    const placed = input.projectId != null || input.parentId !== undefined
+    if (input.parentId !== undefined) await sql.query(SHARE_USER_MOVES, [userId])
+    const task = placed
+      ? await queryOne<Task>(sql, INSERT_PLACED, [...insertValues(userId, input), maxTasksPerUser,
+        input.projectId ?? null, input.parentId ?? null, input.projectId !== undefined])
+      : await queryOne<Task>(sql, INSERT, [...insertValues(userId, input), maxTasksPerUser])
+    if (!task) throw placed ? await whyNotCreated(sql, userId, input) : taskLimitReached(maxTasksPerUser)
     return task
+  }
+
+  /**
+   * A project or a parent deleted between the insert's read and its write fails the foreign key:
+   * that is the 404 the read would have given a moment later.
+   */
+  async function placedGone<T> (userId: string, input: CreateTaskBody, creating: () => Promise<T>): Promise<T> {
+    try {
+      return await creating()
+    } catch (error) {
+      if ((error as { code?: unknown }).code !== FOREIGN_KEY_VIOLATION) throw error
+      throw await whyNotCreated(db, userId, input)
+    }
   }
 
   return {
     async create (userId: string, input: CreateTaskBody): Promise<Task> {
-      const task = await create(db, userId, input)
+      // A subtask's creation waits for a move in progress, which could change its parent's project or depth.
+      const task = await placedGone(userId, input, () => input.parentId === undefined
+        ? create(db, userId, input)
+        : db.transaction((tx) => create(tx, userId, input)))
       changed(userId)
       return task
     },
@@ -151,7 +237,7 @@ export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser
      * primary key: the second waits for the first to commit, then replays its answer.
      */
     async createIdempotent (userId: string, key: string, requestHash: string, input: CreateTaskBody): Promise<IdempotentCreate> {
-      const result = await db.transaction(async (tx): Promise<IdempotentCreate> => {
+      const result = await placedGone(userId, input, () => db.transaction(async (tx): Promise<IdempotentCreate> => {
         // A key older than 24 hours is taken over as if it were new.
         const claimed = await queryOne(tx, CLAIM_IDEMPOTENCY_KEY, [userId, key, requestHash])
         if (!claimed) {
@@ -162,7 +248,7 @@ export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser
         const body = await create(tx, userId, input)
         await tx.query(STORE_IDEMPOTENT_ANSWER, [userId, key, 201, JSON.stringify(body)])
         return { status: 'created', responseStatus: 201, body } as const
-      })
+      }))
       if (result.status === 'created') changed(userId)
       return result
     },
@@ -194,6 +280,12 @@ export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser
       }
       if (query.dueBefore !== undefined) conditions.push(`t.due_at < ${add(toStoredTime(query.dueBefore))}::timestamptz`)
       if (query.dueAfter !== undefined) conditions.push(`t.due_at > ${add(toStoredTime(query.dueAfter))}::timestamptz`)
+      if (query.projectId !== undefined) {
+        conditions.push(query.projectId === 'inbox' ? 't.project_id is null' : `t.project_id = ${add(query.projectId)}::uuid`)
+      }
+      if (query.parentId !== undefined) {
+        conditions.push(query.parentId === 'none' ? 't.parent_id is null' : `t.parent_id = ${add(query.parentId)}::uuid`)
+      }
       if (query.cursor !== undefined) {
         const cursor = decodeCursor(query.cursor, sort)
         conditions.push(`(${spec.key}, t.id) ${spec.descending ? '<' : '>'} (${spec.keyOf(add(cursor.value))}, ${add(cursor.id)}::uuid)`)
@@ -218,9 +310,14 @@ export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser
       return { items, nextCursor }
     },
 
-    /** `ifVersions` (from If-Match) makes the write conditional: any other version is 'stale'. */
+    /**
+     * `ifVersions` (from If-Match) makes the write conditional: any other version is 'stale'.
+     * Completing a task completes its open subtasks at every level, in the same statement.
+     */
     async update (userId: string, taskId: string, changes: UpdateTaskBody, ifVersions?: IfVersions): Promise<ConditionalResult<Task>> {
       const { values, add } = parameters()
+      // $1 and $2, as SUBTREE expects them.
+      const where = [`t.user_id = ${add(userId)}`, `t.id = ${add(taskId)}`]
       const set: string[] = []
       if (changes.title !== undefined) set.push(`title = ${add(changes.title.trim())}`)
       if (changes.description !== undefined) set.push(`description = ${add(changes.description)}`)
@@ -236,18 +333,21 @@ export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser
           ? 'completed = true, completed_at = coalesce(t.completed_at, now())'
           : 'completed = false, completed_at = null')
       }
-      const where = [`t.user_id = ${add(userId)}`, `t.id = ${add(taskId)}`]
       if (ifVersions !== undefined) where.push(`t.version = any(${add(ifVersions)}::int[])`)
       // The version is bumped inside the UPDATE, not read-then-write: of two PATCHes with one
       // If-Match, the second re-checks the version after the first commits, and fails.
-      const task = await queryOne<Task>(db, statement(`update tasks t set ${set.join(', ')}, version = t.version + 1, ` +
-        `updated_at = now() where ${where.join(' and ')} returning ${TASK_COLUMNS}`), values)
+      const update = `update tasks t set ${set.join(', ')}, version = t.version + 1, updated_at = now() ` +
+        `where ${where.join(' and ')} returning ${TASK_COLUMNS}`
+      const text = changes.completed === true
+        ? `${SUBTREE}, target as (${update})${completingSubtree('target')} select * from target`
+        : update
+      const task = await queryOne<Task>(db, statement(text), values)
       if (!task) return staleOrMissing(userId, taskId)
       changed(userId)
       return { status: 'ok', value: task }
     },
 
-    /** Flips `completed` (and sets or clears `completedAt`) in one statement. */
+    /** Flips `completed` (and sets or clears `completedAt`) in one statement; completing completes the subtasks too. */
     async toggle (userId: string, taskId: string): Promise<Task | undefined> {
       const task = await queryOne<Task>(db, TOGGLE, [userId, taskId])
       if (task) changed(userId)

@@ -4,12 +4,14 @@ import { etagOf, ifMatchVersions, noneMatchHits } from '../http/conditional.js'
 import { idempotencyKeyReused, notFound, preconditionFailed } from '../http/problem.js'
 import { errorResponses, sendEmpty } from '../http/schemas.js'
 import type { ConditionalResult, TaskQueries } from './queries.js'
+import type { TaskTree } from './tree.js'
 import {
-  CreateTaskBody, ListTasksQuery, TaskJson, TaskPageJson, TaskParams, UpdateTaskBody,
+  CreateTaskBody, ListTasksQuery, MoveTaskBody, TaskJson, TaskPageJson, TaskParams, UpdateTaskBody,
 } from './schemas.js'
 
 export interface TaskRoutesOptions {
   tasks: TaskQueries
+  tree: TaskTree
 }
 
 const IfMatchHeaders = Type.Object({
@@ -33,7 +35,7 @@ function requestHash (body: unknown): string {
   return createHash('sha256').update(JSON.stringify(canonical(body))).digest('hex')
 }
 
-export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { tasks }) => {
+export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { tasks, tree }) => {
   function unwrap<T> (result: ConditionalResult<T>): T {
     if (result.status === 'missing') throw notFound('task')
     if (result.status === 'stale') throw preconditionFailed()
@@ -126,5 +128,29 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
     const { userId, params: { id } } = request
     unwrap(await tasks.delete(userId, id, ifMatchVersions(request.headers['if-match'], id)))
     return sendEmpty(reply, 204)
+  })
+
+  app.post('/tasks/:id/move', {
+    schema: {
+      tags: ['tasks'],
+      operationId: 'moveTask',
+      summary: 'Move a task, with its subtasks, to another project, parent or place',
+      description: 'One transaction: the task and every task under it follow into the new project. Each moved task is a change in sync.',
+      params: TaskParams,
+      headers: IfMatchHeaders,
+      body: MoveTaskBody,
+      response: {
+        200: TaskJson,
+        ...errorResponses([400, 'A beforeId/afterId that is not a sibling at the destination (or not adjacent), or a projectId that is not the parent\'s'],
+          401, [404, 'The task, or a task or project the body names, is not yours'],
+          [409, 'Under itself or one of its own subtasks (type cycle), or deeper than four levels (type too-deep)'], 412),
+      },
+    },
+  }, async (request, reply) => {
+    const { userId, params: { id } } = request
+    const result = await tree.move(userId, id, request.body, ifMatchVersions(request.headers['if-match'], id))
+    if (result.status === 'refused') throw result.problem
+    const task = unwrap(result)
+    return reply.header('etag', etagOf(task.id, task.version)).send(task)
   })
 }

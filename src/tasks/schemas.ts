@@ -10,12 +10,17 @@ const Tags = Type.Array(Type.String({ minLength: 1, maxLength: 50, pattern: '\\S
   description: 'Trimmed; duplicates (ignoring case) are dropped, the first spelling kept',
 })
 
+const ProjectRef = Nullable(Type.String({ format: 'uuid', description: 'A project of yours; null: the inbox' }))
+const ParentRef = Nullable(Type.String({ format: 'uuid', description: 'A task of yours to go under; null: top level' }))
+
 export const CreateTaskBody = Type.Object({
   title: Title,
   description: Type.Optional(Description),
   priority: Type.Optional(Priority),
   dueAt: Type.Optional(DueAt),
   tags: Type.Optional(Tags),
+  projectId: Type.Optional(ProjectRef),
+  parentId: Type.Optional(Type.String({ format: 'uuid', description: 'Create it as a subtask of this task (in that task\'s project), last among its subtasks' })),
 }, {
   additionalProperties: false,
   title: 'NewTask',
@@ -35,7 +40,22 @@ export type UpdateTaskBody = Static<typeof UpdateTaskBody>
 
 export const TaskParams = Type.Object({ id: Uuid })
 
-export const SORTS = ['createdAt', '-createdAt', 'dueAt', '-dueAt', 'priority', '-priority', 'title', '-title'] as const
+export const MoveTaskBody = Type.Object({
+  projectId: Type.Optional(ProjectRef),
+  parentId: Type.Optional(ParentRef),
+  beforeId: Type.Optional(Type.String({ format: 'uuid', description: 'The sibling it lands just before' })),
+  afterId: Type.Optional(Type.String({ format: 'uuid', description: 'The sibling it lands just after' })),
+}, {
+  additionalProperties: false,
+  title: 'TaskMove',
+  description: 'Where to put the task, with its whole subtree. An omitted projectId stays as it is (a parentId puts the task in ' +
+    'the parent\'s project); an omitted parentId stays as it is (moving to another project makes the task top level there). ' +
+    'beforeId / afterId: the sibling it lands just before / just after (one, or both when adjacent); neither: last among its new siblings.',
+  examples: [{}],
+})
+export type MoveTaskBody = Static<typeof MoveTaskBody>
+
+export const SORTS = ['createdAt', '-createdAt', 'dueAt', '-dueAt', 'priority', '-priority', 'title', '-title', 'position'] as const
 export type Sort = (typeof SORTS)[number]
 
 export const ListTasksQuery = Type.Object({
@@ -48,12 +68,22 @@ export const ListTasksQuery = Type.Object({
   dueBefore: Type.Optional(DateTime({ description: 'Tasks due strictly before' })),
   dueAfter: Type.Optional(DateTime({ description: 'Tasks due strictly after' })),
   sort: Type.Optional(StringEnum(SORTS, {
-    default: '-createdAt', description: 'A leading - sorts descending; ties are broken by id; tasks with no due date come last',
+    default: '-createdAt',
+    description: 'A leading - sorts descending; ties are broken by id; tasks with no due date come last. position: the order you gave ' +
+      '(with projectId and parentId, the order of one list)',
   })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
   // The longest cursor we hand out holds a 500-character title of control characters, each six bytes
   // of JSON (\u0001): about 4,070 characters of base64url. Every cursor we give must come back.
   cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 4096, description: 'nextCursor of the previous page' })),
+  projectId: Type.Optional(Type.String({
+    pattern: '^(inbox|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$',
+    description: 'A project\'s id, or inbox: the tasks at every level of that project (or of no project)',
+  })),
+  parentId: Type.Optional(Type.String({
+    pattern: '^(none|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$',
+    description: 'A task\'s id: its direct subtasks; none: top-level tasks only',
+  })),
 }, { additionalProperties: false })
 export type ListTasksQuery = Static<typeof ListTasksQuery>
 
@@ -69,6 +99,9 @@ const TASK_EXAMPLE = {
     createdAt: '2026-11-20T09:30:00.000Z',
     updatedAt: '2026-11-20T09:30:00.000Z',
     version: 1,
+    projectId: '7c1e4a2b-3d5f-4e6a-8b9c-0d1e2f3a4b5c',
+    parentId: null,
+    position: 'a3',
   }
 
 export const TaskJson = Type.Object({
@@ -83,6 +116,9 @@ export const TaskJson = Type.Object({
   createdAt: Type.String({ format: 'date-time' }),
   updatedAt: Type.String({ format: 'date-time' }),
   version: Type.Integer({ description: 'Starts at 1; +1 on every change' }),
+  projectId: Nullable(Type.String({ format: 'uuid', description: 'Its project; null: the inbox' })),
+  parentId: Nullable(Type.String({ format: 'uuid', description: 'The task it is a subtask of; null: top level' })),
+  position: Type.String({ description: 'Its place among its siblings; opaque, sorts in byte order. Change it with POST /api/v1/tasks/{id}/move' }),
 }, { title: 'Task', examples: [TASK_EXAMPLE] })
 export type TaskJson = Static<typeof TaskJson>
 /** A task as the queries return it: a row is already its JSON. */

@@ -260,13 +260,42 @@ describe.each(testDatabases)('the typed client over HTTP on $name', (target) => 
     })
   })
 
+  describe('projects and subtasks', () => {
+    it('creates, orders, archives and deletes projects, and moves a task with its subtasks between them', async () => {
+      const { tb } = await signedIn()
+      const work = await tb.projects.create({ name: 'Work', color: 'blue' })
+      const home = await tb.projects.create({ name: 'Home' })
+      expect((await tb.projects.list()).items.map((p) => p.name)).toEqual(['Work', 'Home'])
+      const moved = await tb.projects.move(home.id, { beforeId: work.id }, { ifMatch: home })
+      expect((await tb.projects.list()).items.map((p) => p.id)).toEqual([home.id, work.id])
+      expect(moved.version).toBe(2)
+
+      const parent = await tb.tasks.create({ title: 'Plan the trip', projectId: work.id })
+      const child = await tb.tasks.create({ title: 'Book the train', parentId: parent.id })
+      expect(child).toMatchObject({ projectId: work.id, parentId: parent.id })
+      await tb.tasks.move(parent.id, { projectId: home.id })
+      expect((await tb.tasks.list({ projectId: home.id, sort: 'position' })).items.map((task) => task.title).sort())
+        .toEqual(['Book the train', 'Plan the trip'])
+
+      await tb.projects.update(work.id, { archived: true })
+      expect((await tb.projects.list({ archived: true })).items.map((p) => p.id)).toEqual([work.id])
+      const all: string[] = []
+      for await (const project of tb.projects.listAll({ limit: 1 })) all.push(project.name)
+      expect(all).toEqual(['Home'])
+
+      await tb.projects.delete(home.id)
+      expect(await rejection(tb.tasks.get(child.id))).toMatchObject({ status: 404 })
+      expect(await rejection(tb.tasks.move(parent.id, { projectId: work.id }))).toMatchObject({ status: 404 })
+    })
+  })
+
   describe('sync', () => {
     it('pulls every change page after page, and a cursor that then gives nothing new', async () => {
       const { tb, recorder } = await signedIn()
       const tasks = await Promise.all(['a', 'b', 'c'].map((title) => tb.tasks.create({ title })))
 
       const first = await tb.sync.pull(undefined, { limit: 2 })
-      expect(first.changes.map((c) => c.op === 'upsert' && c.task.id).sort()).toEqual(tasks.map((task) => task.id).sort())
+      expect(first.changes.map((c) => c.type === 'task' && c.op === 'upsert' && c.task.id).sort()).toEqual(tasks.map((task) => task.id).sort())
       expect(recorder.count('GET', '/api/v1/sync')).toBe(2)
       expect(await tb.sync.pull(first.cursor)).toEqual({ changes: [], cursor: expect.any(String) })
 
@@ -274,8 +303,8 @@ describe.each(testDatabases)('the typed client over HTTP on $name', (target) => 
       await tb.tasks.delete(tasks[1]!.id)
       const next = await tb.sync.pull(first.cursor)
       expect(next.changes).toEqual([
-        { op: 'upsert', task: expect.objectContaining({ id: tasks[0]!.id, completed: true }) },
-        { op: 'delete', id: tasks[1]!.id, deletedAt: expect.any(String) },
+        { type: 'task', op: 'upsert', task: expect.objectContaining({ id: tasks[0]!.id, completed: true }) },
+        { type: 'task', op: 'delete', id: tasks[1]!.id, deletedAt: expect.any(String) },
       ])
       expect((await tb.sync.pull(next.cursor)).changes).toEqual([])
     })
@@ -312,7 +341,8 @@ describe.each(testDatabases)('the typed client over HTTP on $name', (target) => 
       return { changes, errors, subscription }
     }
     const described = (changes: Array<{ change: Change }>) =>
-      changes.map(({ change }) => change.op === 'upsert' ? `upsert ${change.task.title}` : `delete ${change.id}`)
+      changes.map(({ change }) => change.op === 'delete' ? `delete ${change.id}`
+        : change.type === 'task' ? `upsert ${change.task.title}` : `project ${change.project.name}`)
 
     it('delivers changes made through the API, and resumes with Last-Event-ID after a dropped connection', async () => {
       const { tb, recorder } = await signedIn()
@@ -341,6 +371,26 @@ describe.each(testDatabases)('the typed client over HTTP on $name', (target) => 
       await sleep(300)
       expect(changes).toHaveLength(3)
       expect(recorder.count('GET', '/api/v1/events')).toBe(opened)
+    })
+
+    it('delivers project changes as well, in the shape of a sync page', async () => {
+      const { tb } = await signedIn()
+      const { cursor } = await tb.sync.pull()
+      const { changes, errors } = listen(tb, cursor)
+      const project = await tb.projects.create({ name: 'Errands' })
+      await vi.waitFor(() => expect(changes.map(({ change }) => change)).toEqual([
+        { type: 'project', op: 'upsert', project: expect.objectContaining({ id: project.id, name: 'Errands' }) },
+      ]), within)
+      const task = await tb.tasks.create({ title: 'Milk', projectId: project.id })
+      await tb.projects.delete(project.id)
+      // The task's deletion comes with its project's, each with its own tombstone. (The stream sends
+      // each latest state: the task's upsert may be skipped when the deletion came before the read.)
+      await vi.waitFor(() => expect(changes.slice(1).filter(({ change }) => change.op === 'delete').map(({ change }) => change))
+        .toEqual(expect.arrayContaining([
+          { type: 'project', op: 'delete', id: project.id, deletedAt: expect.any(String) },
+          { type: 'task', op: 'delete', id: task.id, deletedAt: expect.any(String) },
+        ])), within)
+      expect(errors).toEqual([])
     })
 
     it('renews the session on reauth and goes on from the last event', async () => {

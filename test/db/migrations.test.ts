@@ -53,3 +53,35 @@ describe('migration 0008: the change log moves onto the rows', () => {
     expect((await db.query('select change_seq as "changeSeq" from users')).rows).toEqual([{ changeSeq: 5 }])
   })
 })
+
+describe('migration 0011: projects, subtasks and order', () => {
+  let db: PGlite
+  let oldFolder: string
+  beforeAll(async () => {
+    db = await PGlite.create(undefined, { extensions: { pg_trgm } })
+    oldFolder = await migrationsUpTo('0010_server_settings')
+  })
+  afterAll(async () => {
+    await db.close()
+    await rm(oldFolder, { recursive: true, force: true })
+  })
+
+  it('puts existing tasks in the inbox, at the top level, in the order they were last written', async () => {
+    await migrate(drizzle({ client: db }), { migrationsFolder: oldFolder })
+    const { rows: [user] } = await db.query<{ id: string }>(`insert into users (email, password_hash) values ('a@example.com', 'x') returning id`)
+    const ids: string[] = []
+    for (const title of ['first', 'second', 'third']) {
+      ids.push((await db.query<{ id: string }>('insert into tasks (user_id, title) values ($1, $2) returning id', [user!.id, title])).rows[0]!.id)
+    }
+    await db.query('update tasks set title = $2 where id = $1', [ids[0], 'first, edited']) // now written last
+
+    await migrate(drizzle({ client: db }), { migrationsFolder })
+    const { rows } = await db.query<{ title: string, projectId: string | null, parentId: string | null, depth: number }>(
+      'select title, project_id as "projectId", parent_id as "parentId", depth from tasks where user_id = $1 order by position, id', [user!.id])
+    expect(rows).toEqual(['second', 'third', 'first, edited'].map((title) => ({ title, projectId: null, parentId: null, depth: 0 })))
+    // A task created now goes after all of them.
+    await db.query('insert into tasks (user_id, title) values ($1, $2)', [user!.id, 'fourth'])
+    const { rows: [last] } = await db.query<{ title: string }>('select title from tasks where user_id = $1 order by position desc, id desc limit 1', [user!.id])
+    expect(last!.title).toBe('fourth')
+  })
+})

@@ -34,7 +34,7 @@ function quietFeed () {
 }
 
 const upsert = (seq: number): ChangeOut => ({
-  seq, op: 'upsert', task: { id: `00000000-0000-4000-8000-${String(seq).padStart(12, '0')}`, title: `t${seq}` } as Task,
+  seq, type: 'task', op: 'upsert', task: { id: `00000000-0000-4000-8000-${String(seq).padStart(12, '0')}`, title: `t${seq}` } as Task,
 })
 
 const tick = () => new Promise((resolve) => setImmediate(resolve))

@@ -85,21 +85,23 @@ describe.each(testDatabases)('the OpenAPI document on $name', (target) => {
 
   it('answers each operation\'s own example, sent as shown, with success', async () => {
     // The order a person trying the reference would follow: the account first, its deletion last.
-    const order = ['register', 'login', 'getMe', 'updateMe', 'createTask', 'listTasks', 'getTask', 'updateTask', 'syncChanges',
+    const order = ['register', 'login', 'getMe', 'updateMe', 'createTask', 'listTasks', 'getTask', 'updateTask', 'moveTask',
+      'createProject', 'listProjects', 'getProject', 'updateProject', 'moveProject', 'syncChanges',
       'createEventTicket', 'classicCreateTask', 'classicListTasks', 'classicReplaceTask', 'refreshSession', 'deleteTask',
-      'changePassword', 'logout', 'deleteMe']
+      'deleteProject', 'changePassword', 'logout', 'deleteMe']
     const byId = new Map((await documentedOperations(t.app)).map((op) => [op.spec.operationId, op]))
     const withExamples = [...byId.values()].filter((op) => op.spec.requestBody).map((op) => op.spec.operationId)
     expect(withExamples.filter((id) => !order.includes(id))).toEqual([])
     let session: Json = {}
     let taskId = ''
+    let projectId = ''
     for (const id of order) {
       const op = byId.get(id)!
       const example = op.spec.requestBody?.content['application/json'].example
       if (op.spec.requestBody) expect(example, `${id} has an example`).toBeDefined()
       // What only an earlier answer can give: the session's tokens, ids in the path.
       const payload = example?.refreshToken ? { ...example, refreshToken: session.refreshToken } : example
-      const url = op.path.replace('{id}', taskId).replace('{user_id}', session.user?.id ?? '')
+      const url = op.path.replace('{id}', op.path.startsWith('/api/v1/projects') ? projectId : taskId).replace('{user_id}', session.user?.id ?? '')
       const res = await t.inject({
         method: op.method, url, ...(payload !== undefined && { payload }),
         headers: session.accessToken ? { authorization: `Bearer ${session.accessToken}` } : {},
@@ -108,6 +110,7 @@ describe.each(testDatabases)('the OpenAPI document on $name', (target) => {
       if (id === 'register' || id === 'login') session = res.json()
       if (id === 'refreshSession') session = { ...session, ...res.json() }
       if (id === 'createTask') taskId = res.json().id
+      if (id === 'createProject') projectId = res.json().id
     }
   })
 })

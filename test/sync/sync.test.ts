@@ -3,7 +3,10 @@ import { statement } from '../../src/db/sql.js'
 import { syncQueries } from '../../src/sync/queries.js'
 import { buildTestApp, expectProblem, PASSWORD, testDatabases, type Account, type TestApp } from '../helpers.js'
 
-type Change = { op: 'upsert', task: { id: string, version: number, title: string } } | { op: 'delete', id: string, deletedAt: string }
+type Change =
+  | { type: 'task', op: 'upsert', task: { id: string, version: number, title: string } }
+  | { type: 'project', op: 'upsert', project: { id: string, name: string } }
+  | { type: 'task' | 'project', op: 'delete', id: string, deletedAt: string }
 interface Page { changes: Change[], cursor: string, hasMore: boolean }
 
 describe.each(testDatabases)('GET /api/v1/sync on $name', (target) => {
@@ -80,10 +83,10 @@ describe.each(testDatabases)('GET /api/v1/sync on $name', (target) => {
     const delta = await sync(owner, `?since=${encodeURIComponent(cursor)}`)
     expect(delta.hasMore).toBe(false)
     expect(delta.changes).toEqual([
-      { op: 'upsert', task: expect.objectContaining({ id: a.id, title: 'a2', version: 3 }) },
-      { op: 'delete', id: b.id, deletedAt: expect.any(String) },
-      { op: 'upsert', task: expect.objectContaining({ id: c.id, completed: true }) },
-      { op: 'upsert', task: expect.objectContaining({ id: fresh.id }) },
+      { type: 'task', op: 'upsert', task: expect.objectContaining({ id: a.id, title: 'a2', version: 3 }) },
+      { type: 'task', op: 'delete', id: b.id, deletedAt: expect.any(String) },
+      { type: 'task', op: 'upsert', task: expect.objectContaining({ id: c.id, completed: true }) },
+      { type: 'task', op: 'upsert', task: expect.objectContaining({ id: fresh.id }) },
     ])
     // A cursor stays valid after use.
     expect((await sync(owner, `?since=${encodeURIComponent(cursor)}`)).changes).toHaveLength(4)
@@ -140,8 +143,8 @@ describe.each(testDatabases)('GET /api/v1/sync on $name', (target) => {
 })
 
 /**
- * Two devices of one user apply random creates, patches, completes and deletes through both APIs,
- * each syncing at random moments; at the end each local copy must equal the server's list. On
+ * Two devices of one user apply random creates, patches, completes, moves and deletes of tasks
+ * (through both APIs) and of projects, each syncing at random moments; at the end each local copy must equal the server's list. On
  * PostgreSQL the writes of a round run concurrently, so transactions interleave and commit out of
  * order: a reader that skipped a change committing later would end with a wrong copy.
  */
@@ -156,6 +159,7 @@ describe.each(testDatabases)('sync property on $name', (target) => {
     const random = () => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31 }
     const pick = <T>(items: T[]) => items[Math.floor(random() * items.length)]!
     const known = new Set<string>()
+    const projects = new Set<string>()
 
     type Device = { cursor?: string, copy: Map<string, unknown> }
     const devices: Device[] = [{ copy: new Map() }, { copy: new Map() }]
@@ -163,10 +167,13 @@ describe.each(testDatabases)('sync property on $name', (target) => {
       let page: Page
       do {
         const query = device.cursor ? `?limit=7&since=${encodeURIComponent(device.cursor)}` : '?limit=7'
-        page = (await t.inject({ url: `/api/v1/sync${query}`, headers: owner.headers })).json()
+        const res = await t.inject({ url: `/api/v1/sync${query}`, headers: owner.headers })
+        if (res.statusCode !== 200) throw new Error(`sync: ${res.statusCode} ${res.body}`)
+        page = res.json()
         for (const change of page.changes) {
-          if (change.op === 'upsert') device.copy.set(change.task.id, change.task)
-          else device.copy.delete(change.id)
+          if (change.op === 'delete') device.copy.delete(`${change.type} ${change.id}`)
+          else if (change.type === 'task') device.copy.set(`task ${change.task.id}`, change.task)
+          else device.copy.set(`project ${change.project.id}`, change.project)
         }
         device.cursor = page.cursor
       } while (page.hasMore)
@@ -175,11 +182,28 @@ describe.each(testDatabases)('sync property on $name', (target) => {
     const write = async () => {
       const ids = [...known]
       const roll = random()
-      if (roll < 0.35 || ids.length === 0) {
+      const where = () => random() < 0.3 || projects.size === 0 ? {} : { projectId: pick([...projects]) }
+      if (roll < 0.05) {
+        const res = await t.inject({ method: 'POST', url: '/api/v1/projects', headers: owner.headers, payload: { name: `p${random()}` } })
+        if (res.statusCode === 201) projects.add(res.json().id)
+      } else if (roll < 0.07 && projects.size > 1) {
+        const id = pick([...projects])
+        const res = await t.inject({ method: 'DELETE', url: `/api/v1/projects/${id}`, headers: owner.headers })
+        if (res.statusCode === 204) projects.delete(id)
+      } else if (roll < 0.1 && projects.size > 1) {
+        await t.inject({ method: 'POST', url: `/api/v1/projects/${pick([...projects])}/move`, headers: owner.headers, payload: {} })
+      } else if (roll < 0.2 && ids.length > 1) {
+        // A task goes elsewhere with its subtasks: another project, under another task, or last where it is.
+        const to = pick([where(), { parentId: pick(ids) }, {}])
+        await t.inject({ method: 'POST', url: `/api/v1/tasks/${pick(ids)}/move`, headers: owner.headers, payload: to })
+      } else if (roll < 0.25 && ids.length > 0) {
+        const res = await t.inject({ method: 'POST', url: '/api/v1/tasks', headers: owner.headers, payload: { title: `s${random()}`, parentId: pick(ids) } })
+        if (res.statusCode === 201) known.add(res.json().id)
+      } else if (roll < 0.35 || ids.length === 0) {
         const classic = random() < 0.3
         const res = classic
           ? await t.inject({ method: 'POST', url: `/api/${owner.id}/tasks`, headers: owner.headers, payload: { title: `c${random()}` } })
-          : await t.inject({ method: 'POST', url: '/api/v1/tasks', headers: owner.headers, payload: { title: `t${random()}`, tags: [pick(['a', 'b'])] } })
+          : await t.inject({ method: 'POST', url: '/api/v1/tasks', headers: owner.headers, payload: { title: `t${random()}`, tags: [pick(['a', 'b'])], ...where() } })
         if (res.statusCode === 201) known.add(res.json().id)
       } else if (roll < 0.65) {
         await t.inject({ method: 'PATCH', url: `/api/v1/tasks/${pick(ids)}`, headers: owner.headers, payload: { title: `p${random()}`, priority: pick(['low', 'high']) } })
@@ -194,7 +218,7 @@ describe.each(testDatabases)('sync property on $name', (target) => {
       }
     }
 
-    for (let round = 0; round < 40; round++) {
+    for (let round = 0; round < 50; round++) {
       // Several writes at once, and a device syncing in the middle of them.
       const concurrent = [write(), write(), write(), write()]
       if (random() < 0.5) concurrent.push(pull(pick(devices)))
@@ -207,11 +231,17 @@ describe.each(testDatabases)('sync property on $name', (target) => {
     do {
       const query: string = cursor ? `?limit=100&cursor=${encodeURIComponent(cursor)}` : '?limit=100'
       const page = (await t.inject({ url: `/api/v1/tasks${query}`, headers: owner.headers })).json()
-      for (const task of page.items) server.set(task.id, task)
+      for (const task of page.items) server.set(`task ${task.id}`, task)
       cursor = page.nextCursor
     } while (cursor)
+    for (const archived of [false, true]) {
+      const page = (await t.inject({ url: `/api/v1/projects?limit=100&archived=${archived}`, headers: owner.headers })).json()
+      for (const project of page.items) server.set(`project ${project.id}`, project)
+    }
 
     expect(server.size).toBeGreaterThan(5)
+    expect([...server.keys()].filter((key) => key.startsWith('project')).length).toBeGreaterThan(0)
+    expect([...server.values()].filter((task: any) => task.parentId).length).toBeGreaterThan(0)
     for (const device of devices) {
       expect(new Map([...device.copy].sort())).toEqual(new Map([...server].sort()))
     }
