@@ -5,10 +5,11 @@
  *   EXPLAIN_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run explain
  *
  * Creates a throwaway database `taskbase_explain_<random>` on that server, applies the committed
- * migrations, inserts 100,000 tasks for one user and 10,000 for each of five others with SQL,
- * ANALYZEs, then explains the SQL that `taskQueries(db).list(...)` really sends: a recording
- * database captures its text and parameters, and the same statement runs again under EXPLAIN. Exits with 1
- * when a list query reads the tasks table without an index.
+ * migrations, inserts 100,000 tasks for one user and 10,000 for each of five others with SQL (in
+ * 20 projects each, a tenth in the inbox, and one task with 100 subtasks), ANALYZEs, then explains the SQL that `taskQueries(db).list(...)` really sends: a recording
+ * database captures its text and parameters, and the same statement runs again under EXPLAIN. Also
+ * times moving that task with its 100 subtasks to another project. Exits with 1 when a list query
+ * reads the tasks table without an index.
  */
 import { randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
@@ -18,6 +19,7 @@ import { openPostgres, type Database } from '../src/db/client.js'
 import { encodeCursor, sortValue } from '../src/tasks/cursor.js'
 import { taskQueries } from '../src/tasks/queries.js'
 import type { ListTasksQuery, Sort } from '../src/tasks/schemas.js'
+import { taskTree } from '../src/tasks/tree.js'
 
 const DEFAULT_URL = 'postgres://postgres@127.0.0.1:5432/postgres'
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]'])
@@ -30,6 +32,9 @@ const LATER_PAGE_ROW = 50_000
 const RUNS = 3
 /** Rows a filter may discard for one page before the summary calls it out. */
 const WASTEFUL_ROWS = 1_000
+const PROJECTS_PER_USER = 20
+/** Moves timed of the task with 100 subtasks, back and forth between two projects. */
+const MOVES = 7
 
 function adminUrl (): string {
   const raw = process.env.EXPLAIN_DATABASE_URL || DEFAULT_URL
@@ -55,16 +60,19 @@ async function admin (url: string, statement: string): Promise<void> {
  * rest fall within ±120 days; tags `Work` (1 in 3), `home` (1 in 4), `Urgent` (1 in 7), `errand`
  * (1 in 11) and `Travel` (1 in 53), with `tag_keys` their lower case; a quarter have no
  * description; the word "audit" is in about 1% of descriptions, "invoice" in about a fifth of tasks.
+ * One in ten is in the inbox, the others spread over the projects $3 in turn; positions are the
+ * ones the insert trigger gives (each new task last).
  */
 const INSERT_TASKS = `
-insert into tasks (user_id, title, description, completed, completed_at, priority, due_at, tags, tag_keys, created_at, updated_at)
+insert into tasks (user_id, title, description, completed, completed_at, priority, due_at, tags, tag_keys, created_at, updated_at, project_id)
 select $1::uuid, t.title, t.description, t.completed,
        case when t.completed then t.created_at + interval '1 day' end,
        t.priority, t.due_at, t.tags,
        coalesce((select array_agg(lower(tag)) from unnest(t.tags) tag), '{}'),
-       t.created_at, t.created_at
+       t.created_at, t.created_at,
+       case when t.g % 10 = 0 then null else ($3::uuid[])[1 + (t.g / 10) % array_length($3::uuid[], 1)] end
 from (
-  select
+  select g,
     (array['Write','Review','Call','Email','Fix','Plan','Book','Pay','Clean','Read'])[1 + g % 10]
       || ' ' || (array['report','invoice','dentist','landlord','roadmap','budget','flight','garden','slides','contract','newsletter'])[1 + (g * 7) % 11]
       || ' ' || g as title,
@@ -97,7 +105,10 @@ interface Case {
   laterPage?: { sort: Sort, orderBy: string }
 }
 
-const cases = (dueBefore: string): Case[] => [
+/** What the tree cases name: a project of the user, and the task with 100 subtasks (10 of them direct). */
+interface TreeIds { projectId: string, parentId: string }
+
+const cases = (dueBefore: string, { projectId, parentId }: TreeIds): Case[] => [
   { title: 'default sort (-createdAt), first page', request: 'GET /api/v1/tasks', query: {} },
   {
     title: `default sort, page at row ${LATER_PAGE_ROW.toLocaleString('en-US')}`,
@@ -134,6 +145,15 @@ const cases = (dueBefore: string): Case[] => [
   { title: 'q=audit (a rare word)', request: 'GET /api/v1/tasks?q=audit', query: { q: 'audit' } },
   { title: 'q=zebra (in no task)', request: 'GET /api/v1/tasks?q=zebra', query: { q: 'zebra' } },
   { title: 'dueBefore (90 days ago)', request: `GET /api/v1/tasks?dueBefore=${dueBefore}`, query: { dueBefore } },
+  { title: 'a project, in its order', request: 'GET /api/v1/tasks?projectId=<id>&sort=position', query: { projectId, sort: 'position' } },
+  {
+    title: 'a project\'s top level, in its order',
+    request: 'GET /api/v1/tasks?projectId=<id>&parentId=none&sort=position',
+    query: { projectId, parentId: 'none', sort: 'position' },
+  },
+  { title: 'a project, default sort', request: 'GET /api/v1/tasks?projectId=<id>', query: { projectId } },
+  { title: 'the inbox, in its order', request: 'GET /api/v1/tasks?projectId=inbox&sort=position', query: { projectId: 'inbox', sort: 'position' } },
+  { title: 'a task\'s subtasks, in their order', request: 'GET /api/v1/tasks?parentId=<id>&sort=position', query: { parentId, sort: 'position' } },
 ]
 
 interface Explained {
@@ -184,18 +204,58 @@ async function countMatching (pool: pg.Pool, sql: string, params: unknown[]): Pr
   return Number(rows[0]!.n)
 }
 
+/** A task in `projectId` with 10 subtasks, each with 9 of its own: 100 descendants. */
+async function insertTree (pool: pg.Pool, userId: string, projectId: string): Promise<{ root: string, descendants: number }> {
+  const insert = async (title: string, parentId: string | null, depth: number) => (await pool.query<{ id: string }>(
+    'insert into tasks (user_id, title, project_id, parent_id, depth) values ($1, $2, $3, $4, $5) returning id',
+    [userId, title, projectId, parentId, depth])).rows[0]!.id
+  const root = await insert('Plan the move', null, 0)
+  let descendants = 0
+  for (let i = 0; i < 10; i++) {
+    const child = await insert(`Step ${i}`, root, 1)
+    descendants++
+    for (let j = 0; j < 9; j++) {
+      await insert(`Step ${i}.${j}`, child, 2)
+      descendants++
+    }
+  }
+  return { root, descendants }
+}
+
+/** Moves the tree's root (with its subtasks) to each project of `projects` in turn, MOVES times. */
+async function timeMoves (database: Database, userId: string, tree: { root: string, descendants: number }, projects: string[]): Promise<MoveTiming> {
+  const moves = taskTree(database)
+  const runs: number[] = []
+  for (let i = 0; i < MOVES; i++) {
+    const started = performance.now()
+    const result = await moves.move(userId, tree.root, { projectId: projects[i % projects.length]! })
+    runs.push(performance.now() - started)
+    if (result.status !== 'ok') throw new Error(`the timed move was refused: ${JSON.stringify(result)}`)
+  }
+  return { descendants: tree.descendants, runs }
+}
+
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 
-function markdown (results: Explained[], meta: { version: string, seconds: number, generated: string }): string {
+interface MoveTiming { descendants: number, runs: number[] }
+
+function markdown (results: Explained[], meta: { version: string, seconds: number, generated: string, move: MoveTiming }): string {
   const out: string[] = []
   out.push('# EXPLAIN ANALYZE of the task list queries', '')
   out.push(`Generated by \`npm run explain\` (bench/explain.ts) on ${meta.generated}, ${meta.version}; regenerate rather than edit.`, '')
   out.push(`Data: ${MAIN_TASKS.toLocaleString('en-US')} tasks for the user whose lists are explained and ` +
     `${OTHER_TASKS.toLocaleString('en-US')} for each of ${OTHER_USERS} others ` +
     `(${(MAIN_TASKS + OTHER_USERS * OTHER_TASKS).toLocaleString('en-US')} rows, inserted with SQL in ${meta.seconds.toFixed(1)} s, then ANALYZE). ` +
-    'Each statement is the one `taskQueries(db).list(userId, query)` in src/tasks/queries.ts sends, captured with its parameters from ' +
-    "drizzle's logger and run again as `EXPLAIN (ANALYZE, COSTS OFF, BUFFERS OFF)`. The limit is the default 20, so 21 rows " +
-    `are fetched (one more tells whether there is a next page); "matching tasks" counts the rows the filters let through, without the limit. Times are the median Execution Time of ${RUNS} runs after a warm-up.`, '')
+    'Each statement is the one `taskQueries(db).list(userId, query)` in src/tasks/queries.ts sends, captured with its parameters by ' +
+    'a recording database and run again as `EXPLAIN (ANALYZE, COSTS OFF, BUFFERS OFF)`. The limit is the default 20, so 21 rows ' +
+    `are fetched (one more tells whether there is a next page); "matching tasks" counts the rows the filters let through, without the limit. Times are the median Execution Time of ${RUNS} runs after a warm-up. ` +
+    `Each user has ${PROJECTS_PER_USER} projects holding nine tasks in ten; the tenth are in the inbox.`, '')
+  const { descendants, runs } = meta.move
+  out.push('## Moving a task with its subtasks', '')
+  out.push(`\`POST /api/v1/tasks/{id}/move\` of a task with ${descendants} subtasks (10 children, 90 grandchildren) to another project, ` +
+    `as \`taskTree(db).move\` in src/tasks/tree.ts runs it (one transaction: lock, checks, the task's new place, then every subtask in ` +
+    `one UPDATE), ${runs.length} times back and forth: median ${median(runs).toFixed(1)} ms ` +
+    `(all runs: ${runs.map((ms) => ms.toFixed(1)).join(', ')} ms), measured from the client side of the pool.`, '')
   out.push('## Summary', '')
   out.push('| # | query | index on tasks | matching tasks | execution ms |', '|--:|---|---|--:|--:|')
   results.forEach((r, i) => {
@@ -245,8 +305,13 @@ async function main (): Promise<void> {
        select 'explain-' || n || '@example.com', 'not a password hash' from generate_series(0, $1::int) n
        returning id`, [OTHER_USERS])
     const [owner, ...others] = users.map((u) => u.id)
-    await pool.query(INSERT_TASKS, [owner, MAIN_TASKS])
-    for (const other of others) await pool.query(INSERT_TASKS, [other, OTHER_TASKS])
+    const projectsOf = async (userId: string) => (await pool.query<{ id: string }>(
+      `insert into projects (user_id, name) select $1, 'Project ' || n from generate_series(1, $2::int) n returning id`,
+      [userId, PROJECTS_PER_USER])).rows.map((row) => row.id)
+    const ownProjects = await projectsOf(owner!)
+    await pool.query(INSERT_TASKS, [owner, MAIN_TASKS, ownProjects])
+    for (const other of others) await pool.query(INSERT_TASKS, [other, OTHER_TASKS, await projectsOf(other)])
+    const tree = await insertTree(pool, owner!, ownProjects[0]!)
     await pool.query('analyze')
     const seconds = (performance.now() - started) / 1000
     console.log(`inserted ${(MAIN_TASKS + OTHER_USERS * OTHER_TASKS).toLocaleString('en-US')} tasks and analyzed in ${seconds.toFixed(1)} s`)
@@ -271,7 +336,7 @@ async function main (): Promise<void> {
 
     const dueBefore = new Date(Date.now() - 90 * 24 * 60 * 60 * 1000).toISOString()
     const results: Explained[] = []
-    for (const c of cases(dueBefore)) {
+    for (const c of cases(dueBefore, { projectId: ownProjects[1]!, parentId: tree.root })) {
       const query = c.laterPage ? { ...c.query, cursor: await cursorAt(c.laterPage.sort, c.laterPage.orderBy) } : c.query
       sent.length = 0
       await tasks.list(owner!, query) // also the warm-up run
@@ -291,11 +356,15 @@ async function main (): Promise<void> {
       console.log(`${described.seqScanOnTasks ? 'SEQ SCAN' : 'ok      '} ${median(times).toFixed(3).padStart(8)} ms  ${c.title}: ${described.indexes.join(', ') || '-'}`)
     }
 
+    const move = await timeMoves(database, owner!, tree, [ownProjects[2]!, ownProjects[0]!])
+    console.log(`moved a task with ${tree.descendants} subtasks: median ${median(move.runs).toFixed(1)} ms`)
+
     const { rows: [version] } = await pool.query<{ server_version: string }>('show server_version')
     const markdownText = markdown(results, {
       version: `PostgreSQL ${version!.server_version}`,
       seconds,
       generated: new Date().toISOString().slice(0, 10),
+      move,
     })
     await writeFile(OUTPUT, markdownText)
     console.log(`wrote ${OUTPUT}`)
