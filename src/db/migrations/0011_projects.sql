@@ -80,8 +80,10 @@ BEGIN
     PERFORM set_config('taskbase.changes', concat_ws(',', owner, next_seq, state[3]::int + counted, 'dirty'), true);
     RETURN next_seq;
   END IF;
-  -- Another user's writes before, in this transaction: theirs are written back first.
-  PERFORM taskbase_flush_changes();
+  IF state IS NOT NULL THEN
+    -- Another user's writes before, in this transaction: theirs are written back first.
+    PERFORM taskbase_flush_changes();
+  END IF;
   UPDATE users SET change_seq = change_seq + 1, task_count = task_count + counted
   WHERE id = owner RETURNING change_seq INTO next_seq;
   PERFORM set_config('taskbase.changes', CASE WHEN next_seq IS NULL THEN '' ELSE concat_ws(',', owner, next_seq, 0, 'clean') END, true);
@@ -129,10 +131,22 @@ END
 $$;
 --> statement-breakpoint
 -- After the row triggers of a statement (cascaded deletes included): the seqs it took, written back.
-CREATE TRIGGER tasks_flush_changes AFTER INSERT OR UPDATE OR DELETE ON tasks
+-- Inserts and updates take their seqs in BEFORE row triggers, so the setting is final when the
+-- statement's condition is read, and the condition spares the call when the statement wrote one row
+-- (the common case: it took its seq by updating the user's row itself). Deletes take theirs in AFTER
+-- row triggers, which run after that condition is read: their flush is unconditional.
+CREATE TRIGGER tasks_flush_changes AFTER INSERT OR UPDATE ON tasks
+  FOR EACH STATEMENT WHEN (current_setting('taskbase.changes', true) LIKE '%,dirty')
+  EXECUTE FUNCTION taskbase_flush_changes_trigger();
+--> statement-breakpoint
+CREATE TRIGGER tasks_flush_deletes AFTER DELETE ON tasks
   FOR EACH STATEMENT EXECUTE FUNCTION taskbase_flush_changes_trigger();
 --> statement-breakpoint
-CREATE TRIGGER projects_flush_changes AFTER INSERT OR UPDATE OR DELETE ON projects
+CREATE TRIGGER projects_flush_changes AFTER INSERT OR UPDATE ON projects
+  FOR EACH STATEMENT WHEN (current_setting('taskbase.changes', true) LIKE '%,dirty')
+  EXECUTE FUNCTION taskbase_flush_changes_trigger();
+--> statement-breakpoint
+CREATE TRIGGER projects_flush_deletes AFTER DELETE ON projects
   FOR EACH STATEMENT EXECUTE FUNCTION taskbase_flush_changes_trigger();
 --> statement-breakpoint
 CREATE TRIGGER projects_bury AFTER DELETE ON projects
