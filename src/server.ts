@@ -1,10 +1,9 @@
 import cluster from 'node:cluster'
 import closeWithGrace from 'close-with-grace'
-import { buildApp } from './app.js'
 import { databaseSecret, embeddedSecret } from './auth/secret.js'
 import type { TokenKeys } from './auth/tokens.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
-import { openEmbedded, openPostgres, type Database } from './db/client.js'
+import { openPostgres, startEmbedded, type Database } from './db/client.js'
 import { DataDirLockedError, lockDataDir } from './db/lock.js'
 
 /** How long SIGTERM waits for requests in flight before the remaining connections are cut. */
@@ -33,7 +32,7 @@ async function serve (config: Config): Promise<void> {
   let database: Database
   if (config.databaseUrl === undefined) {
     releaseLock = lockDataDir(config.dataDir)
-    database = await openEmbedded(config.dataDir)
+    database = startEmbedded(config.dataDir)
   } else {
     database = await openPostgres({
       url: config.databaseUrl,
@@ -46,10 +45,21 @@ async function serve (config: Config): Promise<void> {
       statementTimeoutMs: config.requestTimeoutMs,
     })
   }
-  await database.migrate()
+  // The embedded database opens and migrates in its own thread while this one loads and builds the
+  // app, which queries nothing before it is ready (in listen, below): one after the other, `npm start`
+  // took ~3.3 s.
+  const migrated = database.migrate()
+  migrated.catch(() => {}) // awaited below, once the app is built
+  const { buildApp } = await import('./app.js')
   // JWT_SECRET when set; else one kept beside the embedded data, or in the server database for every process.
-  const secret = config.jwtSecret ?? (config.databaseUrl === undefined ? embeddedSecret(config.dataDir) : await databaseSecret(database))
+  let secret = config.jwtSecret
+  if (secret === undefined && config.databaseUrl === undefined) secret = embeddedSecret(config.dataDir)
+  if (secret === undefined) {
+    await migrated
+    secret = await databaseSecret(database)
+  }
   const app = await buildApp(config, { database, keys: tokenKeys(config, secret) })
+  await migrated
 
   let closing = false
   // Answers sent while draining close their connection. A keep-alive connection that was busy when

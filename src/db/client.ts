@@ -4,7 +4,7 @@ import pg from 'pg'
 import type { Sql, Statement } from './sql.js'
 import { migrationsFolder, NOTIFY_EACH, typeParsers } from './shared.js'
 
-export { openEmbedded } from './embedded.js'
+export { openEmbedded, startEmbedded } from './embedded.js'
 
 /** What a LISTEN subscriber hears. */
 export interface ListenHandlers {

@@ -47,6 +47,17 @@ function spawnWorker (options: WorkerOptions): Worker {
  * Resolves once it is open.
  */
 export async function openEmbedded (dataDir: string | undefined): Promise<Database> {
+  const database = startEmbedded(dataDir)
+  await database.ping()
+  return database
+}
+
+/**
+ * Starts opening PGlite in its thread and returns at once: calls made meanwhile wait for it, in the
+ * order they were made, and all reject if it fails to open. Opening takes about a second, which the
+ * server spends loading and building the app instead of waiting.
+ */
+export function startEmbedded (dataDir: string | undefined): Database {
   const worker = spawnWorker({ dataDir })
   const pending = new Map<number, { resolve: (value: unknown) => void, reject: (error: Error) => void }>()
   const listeners = new Map<string, Set<(payload: string) => void>>()
@@ -79,9 +90,11 @@ export async function openEmbedded (dataDir: string | undefined): Promise<Databa
       reject(error)
     })
   })
-  await ready
+  let open = false
+  ready.then(() => { open = true }, () => {}) // a failure to open reaches every call below
 
   const call = <T>(request: WithoutId<Request>): Promise<T> => {
+    if (!open) return ready.then(() => call<T>(request))
     if (stopped) return Promise.reject(closedError())
     const id = nextId++
     return new Promise<T>((resolve, reject) => {
