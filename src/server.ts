@@ -21,6 +21,14 @@ function tokenKeys (config: Config, secret: string): TokenKeys {
   }
 }
 
+/** JWT_SECRET when set; else one kept beside the embedded data, or in the server database for every process. */
+async function signingSecret (config: Config, database: Database, migrated: Promise<void>): Promise<string> {
+  if (config.jwtSecret !== undefined) return config.jwtSecret
+  if (config.databaseUrl === undefined) return embeddedSecret(config.dataDir)
+  await migrated // the secret's table
+  return databaseSecret(database)
+}
+
 /** Early warnings, before the app (and its logger) exists, go to stderr as JSON lines. */
 const earlyLog = {
   warn: (details: object, message: string) => console.error(JSON.stringify({ level: 40, time: Date.now(), pid: process.pid, ...details, msg: message })),
@@ -51,13 +59,7 @@ async function serve (config: Config): Promise<void> {
   const migrated = database.migrate()
   migrated.catch(() => {}) // awaited below, once the app is built
   const { buildApp } = await import('./app.js')
-  // JWT_SECRET when set; else one kept beside the embedded data, or in the server database for every process.
-  let secret = config.jwtSecret
-  if (secret === undefined && config.databaseUrl === undefined) secret = embeddedSecret(config.dataDir)
-  if (secret === undefined) {
-    await migrated
-    secret = await databaseSecret(database)
-  }
+  const secret = await signingSecret(config, database, migrated)
   const app = await buildApp(config, { database, keys: tokenKeys(config, secret) })
   await migrated
 
