@@ -6,19 +6,23 @@ export interface FieldError {
   message: string
 }
 
-/** Problem types clients branch on. Never renamed once published. */
+/**
+ * Problem types clients branch on: URNs (RFC 8141), the same on every deployment, so a client compares
+ * them as constants. They were https://taskbase.dev/problems/... until issue 16, a domain the project
+ * does not hold; never renamed again.
+ */
 export const ProblemType = {
-  preconditionFailed: 'https://taskbase.dev/problems/precondition-failed',
-  idempotencyKeyReused: 'https://taskbase.dev/problems/idempotency-key-reused',
-  refreshTokenReused: 'https://taskbase.dev/problems/refresh-token-reused',
-  databaseUnavailable: 'https://taskbase.dev/problems/database-unavailable',
-  identityProviderUnavailable: 'https://taskbase.dev/problems/identity-provider-unavailable',
-  rateLimited: 'https://taskbase.dev/problems/rate-limited',
-  syncExpired: 'https://taskbase.dev/problems/sync-expired',
-  taskLimitReached: 'https://taskbase.dev/problems/task-limit-reached',
-  projectLimitReached: 'https://taskbase.dev/problems/project-limit-reached',
-  tooDeep: 'https://taskbase.dev/problems/too-deep',
-  cycle: 'https://taskbase.dev/problems/cycle',
+  preconditionFailed: 'urn:problem-type:taskbase:precondition-failed',
+  idempotencyKeyReused: 'urn:problem-type:taskbase:idempotency-key-reused',
+  refreshTokenReused: 'urn:problem-type:taskbase:refresh-token-reused',
+  databaseUnavailable: 'urn:problem-type:taskbase:database-unavailable',
+  identityProviderUnavailable: 'urn:problem-type:taskbase:identity-provider-unavailable',
+  rateLimited: 'urn:problem-type:taskbase:rate-limited',
+  syncExpired: 'urn:problem-type:taskbase:sync-expired',
+  taskLimitReached: 'urn:problem-type:taskbase:task-limit-reached',
+  projectLimitReached: 'urn:problem-type:taskbase:project-limit-reached',
+  tooDeep: 'urn:problem-type:taskbase:too-deep',
+  cycle: 'urn:problem-type:taskbase:cycle',
 } as const
 
 /** What each type means, for the OpenAPI document: the code and the reference list the same problems. */

@@ -312,7 +312,7 @@ describe('an identity provider that is down', () => {
     const t = await buildTestApp(target, { env: { AUTH_JWKS_URL: idp.jwksUrl, AUTH_JWKS_REFRESH_COOLDOWN_SECONDS: '0' } })
     try {
       const failing = await t.inject({ url: '/api/v1/users/me', headers: bearer(token) })
-      expect(expectProblem(failing, 503).type).toBe('https://taskbase.dev/problems/identity-provider-unavailable')
+      expect(expectProblem(failing, 503).type).toBe('urn:problem-type:taskbase:identity-provider-unavailable')
       expect(failing.headers['retry-after']).toBeDefined()
 
       await idp.stop() // connection refused

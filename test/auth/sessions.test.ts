@@ -4,7 +4,7 @@ import { buildTestApp, expectProblem, PASSWORD, testDatabases, testKeys, uniqueE
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const UTC_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/
-const REUSED = 'https://taskbase.dev/problems/refresh-token-reused'
+const REUSED = 'urn:problem-type:taskbase:refresh-token-reused'
 
 /** Every key of a JSON value, at any depth. */
 function keysOf (value: unknown): string[] {

@@ -74,7 +74,7 @@ describe.each(testDatabases)('event stream limits on $name', (target) => {
     const streams: SseStream[] = []
     for (let i = 0; i < 4; i++) streams.push(await open(alice))
     const refused = asProblem(await get(port, '/api/v1/events', alice.headers), 429)
-    expect(refused.type).toBe('https://taskbase.dev/problems/rate-limited')
+    expect(refused.type).toBe('urn:problem-type:taskbase:rate-limited')
     expect(refused.detail).toContain('4 event streams')
     const bobs = await open(bob)
     streams[0]!.close()
@@ -91,7 +91,7 @@ describe.each(testDatabases)('event stream limits on $name', (target) => {
       const carol = await limited.signUp()
       for (let i = 0; i < 3; i++) asStream(await get(limitedPort, '/api/v1/events', carol.headers)).close()
       const answer = await get(limitedPort, '/api/v1/events', carol.headers)
-      expect(asProblem(answer, 429).type).toBe('https://taskbase.dev/problems/rate-limited')
+      expect(asProblem(answer, 429).type).toBe('urn:problem-type:taskbase:rate-limited')
     } finally {
       await limited.app.close()
     }

@@ -69,7 +69,7 @@ describe.each(testDatabases)('the OpenAPI document on $name', (target) => {
     expect(doc.paths['/api/v1/tasks'].post.responses['201'].headers.Location).toBeDefined()
     expect(Object.keys(doc.paths['/api/v1/events'].get.responses['200'].content)).toEqual(['text/event-stream'])
     expect(doc.paths['/api/v1/events'].get.responses['200'].description).toContain('task.upsert')
-    expect(doc.components.schemas.Problem.properties.type.description).toContain('https://taskbase.dev/problems/precondition-failed')
+    expect(doc.components.schemas.Problem.properties.type.description).toContain('urn:problem-type:taskbase:precondition-failed')
   })
 
   it('tells how to get a token, and keeps the authorization across reloads in /docs', async () => {

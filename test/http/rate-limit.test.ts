@@ -5,7 +5,7 @@ import { statement } from '../../src/db/sql.js'
 import { batchedCounter, rateLimitQueries } from '../../src/http/rate-limit.js'
 import { buildTestApp, expectProblem, PASSWORD, testDatabases, uniqueEmail, type TestApp } from '../helpers.js'
 
-const RATE_LIMITED = 'https://taskbase.dev/problems/rate-limited'
+const RATE_LIMITED = 'urn:problem-type:taskbase:rate-limited'
 
 /** A distinct documentation address (RFC 5737) per use, so tests sharing a database never share a counter. */
 let addressCounter = 0

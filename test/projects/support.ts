@@ -11,10 +11,10 @@ export type Query = Record<string, string | number | boolean>
 export const MISSING_ID = '00000000-0000-4000-8000-000000000000'
 
 export const PROBLEM = {
-  preconditionFailed: 'https://taskbase.dev/problems/precondition-failed',
-  projectLimit: 'https://taskbase.dev/problems/project-limit-reached',
-  tooDeep: 'https://taskbase.dev/problems/too-deep',
-  cycle: 'https://taskbase.dev/problems/cycle',
+  preconditionFailed: 'urn:problem-type:taskbase:precondition-failed',
+  projectLimit: 'urn:problem-type:taskbase:project-limit-reached',
+  tooDeep: 'urn:problem-type:taskbase:too-deep',
+  cycle: 'urn:problem-type:taskbase:cycle',
 } as const
 
 export const COLORS = ['red', 'orange', 'yellow', 'green', 'teal', 'blue', 'purple', 'pink', 'grey'] as const

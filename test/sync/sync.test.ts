@@ -123,7 +123,7 @@ describe.each(testDatabases)('GET /api/v1/sync on $name', (target) => {
     await new Promise((resolve) => setTimeout(resolve, 50))
     await syncQueries(t.database).prune(0.01 / 86_400) // retention of 10 ms
     const res = await t.inject({ url: `/api/v1/sync?since=${encodeURIComponent(cursor)}`, headers: owner.headers })
-    expect(expectProblem(res, 410).type).toBe('https://taskbase.dev/problems/sync-expired')
+    expect(expectProblem(res, 410).type).toBe('urn:problem-type:taskbase:sync-expired')
     // Starting over works, and so does every cursor minted after the prune.
     const again = await sync(owner)
     expect((await sync(owner, `?since=${encodeURIComponent(again.cursor)}`)).changes).toEqual([])

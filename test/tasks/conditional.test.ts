@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildTestApp, expectProblem, testDatabases, type Account, type TestApp } from '../helpers.js'
 
-const PRECONDITION_FAILED = 'https://taskbase.dev/problems/precondition-failed'
+const PRECONDITION_FAILED = 'urn:problem-type:taskbase:precondition-failed'
 const STRONG_ETAG = /^"[^"]+"$/
 
 describe.each(testDatabases)('task ETags and conditional requests on $name', (target) => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildTestApp, expectProblem, testDatabases, type Account, type TestApp } from '../helpers.js'
 
-const KEY_REUSED = 'https://taskbase.dev/problems/idempotency-key-reused'
+const KEY_REUSED = 'urn:problem-type:taskbase:idempotency-key-reused'
 
 describe.each(testDatabases)('POST /api/v1/tasks with Idempotency-Key on $name', (target) => {
   let t: TestApp

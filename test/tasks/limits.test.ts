@@ -66,7 +66,7 @@ describe.each(testDatabases)('size limits on $name', (target) => {
     const full = await t.signUp()
     await t.database.query(statement(`insert into tasks (user_id, title) select $1, 'filler ' || g from generate_series(1, 200) g`), [full.id])
     const v1 = expectProblem(await t.inject({ method: 'POST', url: '/api/v1/tasks', headers: full.headers, payload: { title: 'one too many' } }), 409)
-    expect(v1.type).toBe('https://taskbase.dev/problems/task-limit-reached')
+    expect(v1.type).toBe('urn:problem-type:taskbase:task-limit-reached')
     expect(v1.detail).toContain('200')
     expectProblem(await t.inject({ method: 'POST', url: `/api/${full.id}/tasks`, headers: full.headers, payload: { title: 'one too many' } }), 409)
     const idempotent = await t.inject({ method: 'POST', url: '/api/v1/tasks', headers: { ...full.headers, 'idempotency-key': 'k' }, payload: { title: 'x' } })
