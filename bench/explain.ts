@@ -228,9 +228,8 @@ async function timeMoves (database: Database, userId: string, tree: { root: stri
   const runs: number[] = []
   for (let i = 0; i < MOVES; i++) {
     const started = performance.now()
-    const result = await moves.move(userId, tree.root, { projectId: projects[i % projects.length]! })
+    await moves.move(userId, tree.root, { projectId: projects[i % projects.length]! }) // throws when refused
     runs.push(performance.now() - started)
-    if (result.status !== 'ok') throw new Error(`the timed move was refused: ${JSON.stringify(result)}`)
   }
   return { descendants: tree.descendants, runs }
 }
@@ -325,7 +324,7 @@ async function main (): Promise<void> {
         return database.query(statement, values)
       },
     }
-    const tasks = taskQueries(recording)
+    const tasks = taskQueries(recording, { maxTasksPerUser: Number.MAX_SAFE_INTEGER })
 
     const cursorAt = async (sort: Sort, orderBy: string): Promise<string> => {
       const { rows } = await pool.query<{ id: string }>(

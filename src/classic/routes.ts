@@ -115,9 +115,8 @@ export const classicRoutes: FastifyPluginAsyncTypebox<ClassicRoutesOptions> = as
   }, async (request) => {
     // A replacement: every field the body leaves out is cleared.
     const { title, description = null, completed = false, priority = 'none', tags = [], due_date: dueAt = null } = request.body
-    const result = await tasks.update(ownerOf(request), request.params.id, { title, description, completed, priority, tags, dueAt })
-    if (result.status !== 'ok') throw notFound('task')
-    return present(request)(result.value)
+    const task = await tasks.update(ownerOf(request), request.params.id, { title, description, completed, priority, tags, dueAt })
+    return present(request)(task)
   })
 
   app.patch('/:user_id/tasks/:id/complete', {
@@ -129,7 +128,6 @@ export const classicRoutes: FastifyPluginAsyncTypebox<ClassicRoutesOptions> = as
     },
   }, async (request) => {
     const task = await tasks.toggle(ownerOf(request), request.params.id)
-    if (!task) throw notFound('task')
     return present(request)(task)
   })
 
@@ -141,8 +139,7 @@ export const classicRoutes: FastifyPluginAsyncTypebox<ClassicRoutesOptions> = as
       response: { 204: Type.Null({ description: 'Deleted' }), ...errorResponses(401, FOREIGN_PATH, 404, INVALID) },
     },
   }, async (request, reply) => {
-    const result = await tasks.delete(ownerOf(request), request.params.id)
-    if (result.status !== 'ok') throw notFound('task')
+    await tasks.delete(ownerOf(request), request.params.id)
     return sendEmpty(reply, 204)
   })
 }

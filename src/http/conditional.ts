@@ -12,6 +12,12 @@ function entityTags (header: string): string[] {
   return header.split(',').map((t) => t.trim()).filter((t) => t.length > 0)
 }
 
+/**
+ * Which versions a write is conditioned on (from If-Match): undefined for none; an empty list
+ * matches nothing (a header naming only tags we never issue).
+ */
+export type IfVersions = number[] | undefined
+
 const STRONG_TAG = /^"([1-9][0-9]{0,9})-([0-9a-f]{8})"$/
 
 /**

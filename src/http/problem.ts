@@ -115,21 +115,12 @@ export const tooDeep = () => new Problem(409,
 export const cycle = () => new Problem(409, 'A task cannot be moved under itself or one of its own subtasks',
   { type: ProblemType.cycle, errors: [{ path: 'body.parentId', message: 'is the task itself or one of its subtasks' }] })
 
-/** A placement that could not be done (db/position.ts): an id not the user's, or not next to the place. */
-export const misplaced = ({ reason, field }: { reason: 'missing' | 'not-sibling' | 'not-adjacent', field: string }, what: string) => {
-  if (reason === 'missing') return new Problem(404, `${what} ${field} not found`, { errors: [{ path: `body.${field}`, message: 'is not one of yours' }] })
-  return badRequest(reason === 'not-sibling'
-    ? `The ${what} ${field} names is not a sibling at the destination (same project and parent)`
-    : 'beforeId and afterId must be neighbours: afterId just before beforeId',
-  [{ path: `body.${field}`, message: reason === 'not-sibling' ? 'is not a sibling at the destination' : 'is not right after afterId' }])
-}
-
 export const syncExpired = () => new Problem(410,
   'This sync cursor is older than the change log keeps; sync again from the start, without since',
   { type: ProblemType.syncExpired })
 
-export const preconditionFailed = () => new Problem(412,
-  'The task has changed since the ETag in If-Match was issued; fetch it again and retry',
+export const preconditionFailed = (what: 'task' | 'project') => new Problem(412,
+  `The ${what} has changed since the ETag in If-Match was issued; fetch it again and retry`,
   { type: ProblemType.preconditionFailed })
 
 export const idempotencyKeyReused = () => new Problem(422,

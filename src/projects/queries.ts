@@ -1,14 +1,18 @@
 import type { Database } from '../db/client.js'
 import { LOCK_USER_MOVES } from '../db/locks.js'
-import { placement, type Placed, type Placement, type Siblings } from '../db/position.js'
+import { placement, type Placed, type PlaceTo, type Siblings } from '../db/position.js'
+import { fieldsOf, selectList } from '../db/rows.js'
+import { projects } from '../db/schema.js'
 import { queryOne, statement, type Sql } from '../db/sql.js'
-import { badRequest, projectLimitReached } from '../http/problem.js'
-import type { ConditionalResult, IfVersions } from '../tasks/queries.js'
-import type { CreateProjectBody, ListProjectsQuery, Project, UpdateProjectBody } from './schemas.js'
+import type { IfVersions } from '../http/conditional.js'
+import { badRequest, notFound, preconditionFailed, projectLimitReached } from '../http/problem.js'
+import { ProjectJson, type CreateProjectBody, type ListProjectsQuery, type Project, type UpdateProjectBody } from './schemas.js'
+
+/** A project's JSON, field by field, and its columns (see db/rows.ts). */
+export const PROJECT_FIELDS = fieldsOf(projects, ProjectJson)
 
 /** Every column of a project, named as the API names it: a row is the project's JSON. */
-export const PROJECT_COLUMNS = 'p.id, p.name, p.color, p.archived, p.position, p.created_at as "createdAt", ' +
-  'p.updated_at as "updatedAt", p.version'
+export const PROJECT_COLUMNS = selectList(PROJECT_FIELDS, 'p')
 
 // The owner's id is in every WHERE clause: another user's project and a missing one are the same nothing.
 const FIND = statement(`select ${PROJECT_COLUMNS} from projects p where p.user_id = $1 and p.id = $2`)
@@ -25,13 +29,17 @@ const DELETE_IF_VERSION = statement('delete from projects p where p.user_id = $1
 const EXISTS = statement('select 1 as found from projects p where p.user_id = $1 and p.id = $2')
 const LOCK = statement(`select ${PROJECT_COLUMNS} from projects p where p.user_id = $1 and p.id = $2 for update`)
 const SIBLING = statement('select p.id, p.position from projects p where p.user_id = $1 and p.id = $2')
-const NEXT_AFTER = statement(`select p.id, p.position from projects p where p.user_id = $1 and p.id <> $2
-  and (p.position, p.id) > ($3, $4::uuid) order by p.position, p.id limit 1`)
-const NEXT_BEFORE = statement(`select p.id, p.position from projects p where p.user_id = $1 and p.id <> $2
-  and (p.position, p.id) < ($3, $4::uuid) order by p.position desc, p.id desc limit 1`)
+// $3 rows beyond ($4, $5) on one side, nearest first; or from an end of the list.
+const NEAR_AFTER = statement(`select p.id, p.position from projects p where p.user_id = $1 and p.id <> $2
+  and (p.position, p.id) > ($4, $5::uuid) order by p.position, p.id limit $3`)
+const NEAR_BEFORE = statement(`select p.id, p.position from projects p where p.user_id = $1 and p.id <> $2
+  and (p.position, p.id) < ($4, $5::uuid) order by p.position desc, p.id desc limit $3`)
+const FIRST = statement(`select p.id, p.position from projects p where p.user_id = $1 and p.id <> $2
+  order by p.position, p.id limit $3`)
 const LAST = statement(`select p.id, p.position from projects p where p.user_id = $1 and p.id <> $2
-  order by p.position desc, p.id desc limit 1`)
-const REPOSITION = statement('update projects p set position = $3, version = p.version + 1, updated_at = now() where p.user_id = $1 and p.id = $2')
+  order by p.position desc, p.id desc limit $3`)
+const REPOSITION = statement(`update projects p set position = k.position, version = p.version + 1, updated_at = now()
+  from unnest($2::uuid[], $3::text[]) as k (id, position) where p.user_id = $1 and p.id = k.id`)
 const PLACE = statement(`update projects p set position = $3, version = p.version + 1, updated_at = now()
   where p.user_id = $1 and p.id = $2 returning ${PROJECT_COLUMNS}`)
 
@@ -52,22 +60,37 @@ function decodeCursor (raw: string): Placed {
   return { position, id }
 }
 
-/** The user's projects, in the order the user gave them. */
-export function projectQueries (db: Database, { changed = (_userId: string) => {}, maxProjectsPerUser = 1_000 } = {}) {
-  /** Tells a stale If-Match (412) from a project that is not the user's (404). */
-  async function staleOrMissing (userId: string, projectId: string): Promise<{ status: 'stale' } | { status: 'missing' }> {
-    return await queryOne(db, EXISTS, [userId, projectId]) ? { status: 'stale' } : { status: 'missing' }
+export interface ProjectQueryOptions {
+  /** Runs after each write that committed, with its user (see events/feed.ts). */
+  changed?: (userId: string) => void
+  /** PROJECTS_PER_USER_MAX: a create past it is a 409. */
+  maxProjectsPerUser: number
+}
+
+/**
+ * The user's projects, in the order the user gave them. A write that cannot be done throws the
+ * problem to answer: a project that is not the user's is a 404, a stale If-Match a 412.
+ */
+export function projectQueries (db: Database, { changed = () => {}, maxProjectsPerUser }: ProjectQueryOptions) {
+  /** A conditional write changed nothing: not the user's (404), or moved on from `ifVersions` (412). */
+  async function refused (userId: string, projectId: string, ifVersions: IfVersions): Promise<never> {
+    if (ifVersions !== undefined && await queryOne(db, EXISTS, [userId, projectId])) throw preconditionFailed('project')
+    throw notFound('project')
   }
 
   /** Every project of the user is a sibling of every other: one order for them all, archived ones included. */
   const siblingsOf = (tx: Sql, userId: string, moving: string): Siblings => ({
+    moving,
     async find (id) {
-      const row = id === moving ? undefined : await queryOne<Placed>(tx, SIBLING, [userId, id])
+      const row = await queryOne<Placed>(tx, SIBLING, [userId, id])
       return row && { row, sibling: true }
     },
-    next: (row, side) => queryOne<Placed>(tx, side === 'after' ? NEXT_AFTER : NEXT_BEFORE, [userId, moving, row.position, row.id]),
-    last: () => queryOne<Placed>(tx, LAST, [userId, moving]),
-    async reposition (id, key) { await tx.query(REPOSITION, [userId, id, key]) },
+    near: (row, side, count) => row === null
+      ? tx.query<Placed>(side === 'after' ? FIRST : LAST, [userId, moving, count])
+      : tx.query<Placed>(side === 'after' ? NEAR_AFTER : NEAR_BEFORE, [userId, moving, count, row.position, row.id]),
+    async reposition (rows) {
+      await tx.query(REPOSITION, [userId, rows.map((r) => r.id), rows.map((r) => r.position)])
+    },
   })
 
   return {
@@ -90,7 +113,8 @@ export function projectQueries (db: Database, { changed = (_userId: string) => {
       return { items, nextCursor: rows.length > limit ? encodeCursor(items.at(-1)!) : null }
     },
 
-    async update (userId: string, projectId: string, changes: UpdateProjectBody, ifVersions?: IfVersions): Promise<ConditionalResult<Project>> {
+    /** Changes the given fields; with `ifVersions` (from If-Match) only if the project is still at one of them. */
+    async update (userId: string, projectId: string, changes: UpdateProjectBody, ifVersions?: IfVersions): Promise<Project> {
       const values: unknown[] = [userId, projectId]
       const add = (value: unknown) => `$${values.push(value)}`
       const set: string[] = []
@@ -99,37 +123,33 @@ export function projectQueries (db: Database, { changed = (_userId: string) => {
       if (changes.archived !== undefined) set.push(`archived = ${add(changes.archived)}`)
       const condition = ifVersions === undefined ? '' : ` and p.version = any(${add(ifVersions)}::int[])`
       const project = await queryOne<Project>(db, statement(`update projects p set ${set.join(', ')}, version = p.version + 1, ` +
-        `updated_at = now() where p.user_id = $1 and p.id = $2${condition} returning ${PROJECT_COLUMNS}`), values)
-      if (!project) return staleOrMissing(userId, projectId)
+        `updated_at = now() where p.user_id = $1 and p.id = $2${condition} returning ${PROJECT_COLUMNS}`), values) ??
+        await refused(userId, projectId, ifVersions)
       changed(userId)
-      return { status: 'ok', value: project }
+      return project
     },
 
     /** The project and every task in it (each leaves a tombstone: the foreign keys cascade, the triggers bury). */
-    async delete (userId: string, projectId: string, ifVersions?: IfVersions): Promise<ConditionalResult<true>> {
+    async delete (userId: string, projectId: string, ifVersions?: IfVersions): Promise<void> {
       const deleted = ifVersions === undefined
         ? await queryOne(db, DELETE, [userId, projectId])
         : await queryOne(db, DELETE_IF_VERSION, [userId, projectId, ifVersions])
-      if (!deleted) return staleOrMissing(userId, projectId)
+      if (!deleted) await refused(userId, projectId, ifVersions)
       changed(userId)
-      return { status: 'ok', value: true }
     },
 
-    /** Puts the project just before `beforeId`, just after `afterId`, or last: one row written. */
-    async move (userId: string, projectId: string, to: { beforeId?: string, afterId?: string }, ifVersions?: IfVersions):
-      Promise<ConditionalResult<Project> | Extract<Placement, { ok: false }>> {
-      const result = await db.transaction(async (tx) => {
+    /** Puts the project just before `beforeId`, just after `afterId`, or last (see db/position.ts). */
+    async move (userId: string, projectId: string, to: PlaceTo, ifVersions?: IfVersions): Promise<Project> {
+      const project = await db.transaction(async (tx) => {
         await tx.query(LOCK_USER_MOVES, [userId])
         const current = await queryOne<Project>(tx, LOCK, [userId, projectId])
-        if (!current) return { status: 'missing' } as const
-        if (ifVersions !== undefined && !ifVersions.includes(current.version)) return { status: 'stale' } as const
-        const placed = await placement(siblingsOf(tx, userId, projectId), to)
-        if (!placed.ok) return placed
-        const project = (await queryOne<Project>(tx, PLACE, [userId, projectId, placed.key]))!
-        return { status: 'ok', value: project } as const
+        if (!current) throw notFound('project')
+        if (ifVersions !== undefined && !ifVersions.includes(current.version)) throw preconditionFailed('project')
+        const key = await placement(siblingsOf(tx, userId, projectId), to, 'project')
+        return (await queryOne<Project>(tx, PLACE, [userId, projectId, key]))!
       })
-      if ('status' in result && result.status === 'ok') changed(userId)
-      return result
+      changed(userId)
+      return project
     },
   }
 }

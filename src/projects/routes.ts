@@ -1,8 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { etagOf, ifMatchVersions, noneMatchHits } from '../http/conditional.js'
-import { misplaced, notFound, preconditionFailed } from '../http/problem.js'
+import { notFound } from '../http/problem.js'
 import { errorResponses, sendEmpty } from '../http/schemas.js'
-import type { ConditionalResult } from '../tasks/queries.js'
 import type { ProjectQueries } from './queries.js'
 import {
   CreateProjectBody, ListProjectsQuery, MoveProjectBody, ProjectJson, ProjectPageJson, ProjectParams, UpdateProjectBody,
@@ -19,11 +18,6 @@ const IfMatchHeaders = Type.Object({
 const PROJECT_LIMIT: [number, string] = [409, 'The account holds PROJECTS_PER_USER_MAX (1,000) projects already (type project-limit-reached)']
 
 export const projectRoutes: FastifyPluginAsyncTypebox<ProjectRoutesOptions> = async (app, { projects }) => {
-  function unwrap<T> (result: ConditionalResult<T>): T {
-    if (result.status === 'missing') throw notFound('project')
-    if (result.status === 'stale') throw preconditionFailed()
-    return result.value
-  }
   const tags = ['projects']
 
   app.get('/projects', {
@@ -80,7 +74,7 @@ export const projectRoutes: FastifyPluginAsyncTypebox<ProjectRoutesOptions> = as
     },
   }, async (request, reply) => {
     const { id } = request.params
-    const project = unwrap(await projects.update(request.userId, id, request.body, ifMatchVersions(request.headers['if-match'], id)))
+    const project = await projects.update(request.userId, id, request.body, ifMatchVersions(request.headers['if-match'], id))
     return reply.header('etag', etagOf(project.id, project.version)).send(project)
   })
 
@@ -95,7 +89,7 @@ export const projectRoutes: FastifyPluginAsyncTypebox<ProjectRoutesOptions> = as
     },
   }, async (request, reply) => {
     const { id } = request.params
-    unwrap(await projects.delete(request.userId, id, ifMatchVersions(request.headers['if-match'], id)))
+    await projects.delete(request.userId, id, ifMatchVersions(request.headers['if-match'], id))
     return sendEmpty(reply, 204)
   })
 
@@ -114,9 +108,7 @@ export const projectRoutes: FastifyPluginAsyncTypebox<ProjectRoutesOptions> = as
     },
   }, async (request, reply) => {
     const { id } = request.params
-    const moved = await projects.move(request.userId, id, request.body, ifMatchVersions(request.headers['if-match'], id))
-    if ('ok' in moved) throw misplaced(moved, 'project')
-    const project = unwrap(moved)
+    const project = await projects.move(request.userId, id, request.body, ifMatchVersions(request.headers['if-match'], id))
     return reply.header('etag', etagOf(project.id, project.version)).send(project)
   })
 }

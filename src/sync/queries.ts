@@ -2,9 +2,11 @@ import { createHash, randomBytes } from 'node:crypto'
 import type { Principal } from '../auth/authenticate.js'
 import type { Database } from '../db/client.js'
 import { queryOne, statement } from '../db/sql.js'
+import { jsonObject } from '../db/rows.js'
+import { PROJECT_FIELDS } from '../projects/queries.js'
 import type { Project } from '../projects/schemas.js'
 import type { Task } from '../tasks/schemas.js'
-import { TASK_COLUMNS, TASK_TEXT_BYTES } from '../tasks/queries.js'
+import { NO_TASK, TASK_COLUMNS, TASK_TEXT_BYTES } from '../tasks/sql.js'
 
 /** A change as clients receive it: a task's or a project's current state, or its tombstone. */
 export type ChangeOut =
@@ -39,14 +41,9 @@ const hashTicket = (ticket: string) => createHash('sha256').update(ticket).diges
 const POSITION = statement('select change_seq as "changeSeq", sync_floor_seq as "syncFloorSeq" from users where id = $1')
 // One row shape for the three kinds of change: a task's columns (null for the others), a project
 // as JSON (its few fields, formatted as the API writes them), a tombstone's time.
-const NO_TASK = `null::text, null::text, null::boolean, null::timestamptz, null::task_priority, null::timestamptz,
-  null::text[], null::timestamptz, null::timestamptz, null::integer, null::uuid, null::uuid, null::text`
-const iso = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
 const TASKS_AFTER = `select t.seq, 'task' as type, ${TASK_COLUMNS}, null::json as project, null::timestamptz as "deletedAt",
   ${TASK_TEXT_BYTES} as bytes from tasks t where t.user_id = $1 and t.seq > $2 order by t.seq limit $3`
-const PROJECTS_AFTER = `select p.seq, 'project' as type, p.id, ${NO_TASK},
-  json_build_object('id', p.id, 'name', p.name, 'color', p.color, 'archived', p.archived, 'position', p.position,
-    'createdAt', ${iso('p.created_at')}, 'updatedAt', ${iso('p.updated_at')}, 'version', p.version) as project,
+const PROJECTS_AFTER = `select p.seq, 'project' as type, p.id, ${NO_TASK}, ${jsonObject(PROJECT_FIELDS, 'p')} as project,
   null::timestamptz as "deletedAt", octet_length(p.name) + 200 as bytes from projects p where p.user_id = $1 and p.seq > $2 order by p.seq limit $3`
 const TOMBSTONES_AFTER = `select d.seq, d.entity, d.entity_id, ${NO_TASK}, null::json, d.deleted_at, 0
   from tombstones d where d.user_id = $1 and d.seq > $2 order by d.seq limit $3`

@@ -2,37 +2,13 @@ import type { Database } from '../db/client.js'
 import { SHARE_USER_MOVES } from '../db/locks.js'
 import { queryOne, statement, type Sql } from '../db/sql.js'
 import { toStoredTime } from '../db/timestamps.js'
+import type { IfVersions } from '../http/conditional.js'
 import { fittingCount } from '../http/page-size.js'
-import { badRequest, notFoundAt, taskLimitReached, tooDeep, type Problem } from '../http/problem.js'
+import { badRequest, notFound, notFoundAt, preconditionFailed, taskLimitReached, tooDeep, type Problem } from '../http/problem.js'
 import { decodeCursor, encodeCursor, sortValue } from './cursor.js'
-import type { CreateTaskBody, ListTasksQuery, Sort, Task, UpdateTaskBody } from './schemas.js'
-
-/**
- * Every column of a task, named as the API names it: a row is the task's JSON, with nothing to
- * convert. `t` is the table's alias in the statements below.
- */
-export const TASK_COLUMNS = 't.id, t.title, t.description, t.completed, t.completed_at as "completedAt", t.priority, ' +
-  't.due_at as "dueAt", t.tags, t.created_at as "createdAt", t.updated_at as "updatedAt", t.version, ' +
-  't.project_id as "projectId", t.parent_id as "parentId", t.position'
-
-/** The tasks under $2 (not $2 itself), at every level, of user $1. */
-export const SUBTREE = `with recursive subtree (id) as (
-    select c.id from tasks c where c.user_id = $1 and c.parent_id = $2
-    union all
-    select c.id from tasks c join subtree s on c.parent_id = s.id where c.user_id = $1
-  )`
-
-/** Completing a task completes its open subtasks, at every level, in the same statement. */
-const completingSubtree = (target: string) => `, completed_subtree as (
-    update tasks d set completed = true, completed_at = now(), version = d.version + 1, updated_at = now()
-    where d.user_id = $1 and d.id in (select id from subtree) and not d.completed
-      and exists (select 1 from ${target} where ${target}.completed)
-    returning d.id
-  )`
-
-/** About the size of a task's JSON: its text in bytes, plus the fixed fields. A lower bound, never more. */
-export const TASK_TEXT_BYTES = `(octet_length(t.title) + coalesce(octet_length(t.description), 0) +
-  coalesce(octet_length(array_to_string(t.tags, '')), 0) + 200)`
+import { createOnce, pruneIdempotencyKeys, requestHash, type Answer } from './idempotency.js'
+import type { CreateTaskBody, ListTasksQuery, Task, UpdateTaskBody } from './schemas.js'
+import { completingSubtree, likePattern, parameters, SORT_SPECS, SUBTREE, TASK_COLUMNS, TASK_TEXT_BYTES } from './sql.js'
 
 // The owner's id is in every WHERE clause below: ownership is enforced by the statement, never by
 // comparing owners after a fetch, so another user's task and a missing one are the same nothing.
@@ -80,48 +56,10 @@ const TOGGLE = statement(`${SUBTREE}, target as (
 const DELETE = statement('delete from tasks t where t.user_id = $1 and t.id = $2 returning t.id')
 const DELETE_IF_VERSION = statement('delete from tasks t where t.user_id = $1 and t.id = $2 and t.version = any($3::int[]) returning t.id')
 
-const CLAIM_IDEMPOTENCY_KEY = statement(`insert into idempotency_keys as k (user_id, key, request_hash, response_status, response_body)
-  values ($1, $2, $3, 0, '{}') on conflict (user_id, key) do update
-  set request_hash = excluded.request_hash, response_status = 0, response_body = '{}', created_at = now()
-  where k.created_at < now() - interval '24 hours' returning k.key`)
-const FIND_IDEMPOTENCY_KEY = statement(`select request_hash as "requestHash", response_status as "responseStatus",
-  response_body as "responseBody" from idempotency_keys where user_id = $1 and key = $2`)
-const STORE_IDEMPOTENT_ANSWER = statement('update idempotency_keys set response_status = $3, response_body = $4 where user_id = $1 and key = $2')
-const PRUNE_IDEMPOTENCY_KEYS = statement(`with pruned as (delete from idempotency_keys where created_at < now() - interval '24 hours' returning 1)
-  select count(*)::int as count from pruned`)
-
-interface SortSpec {
-  /** The indexed expression the list is ordered by; id breaks ties. */
-  key: string
-  /** The same expression over a cursor's value, the parameter `$n`. */
-  keyOf: (param: string) => string
-  descending: boolean
+export interface TaskPage {
+  items: Task[]
+  nextCursor: string | null
 }
-
-const createdKey = { key: 't.created_at', keyOf: (p: string) => `${p}::timestamptz` }
-const priorityKey = { key: 't.priority', keyOf: (p: string) => `${p}::task_priority` }
-const titleKey = { key: 'lower(t.title)', keyOf: (p: string) => `lower(${p}::text)` }
-// Tasks with no due date come last in both directions, hence a different stand-in for null.
-const dueKey = (end: 'infinity' | '-infinity') => ({
-  key: `coalesce(t.due_at, '${end}'::timestamptz)`,
-  keyOf: (p: string) => `coalesce(${p}::timestamptz, '${end}'::timestamptz)`,
-})
-
-const SORT_SPECS: Record<Sort, SortSpec> = {
-  createdAt: { ...createdKey, descending: false },
-  '-createdAt': { ...createdKey, descending: true },
-  dueAt: { ...dueKey('infinity'), descending: false },
-  '-dueAt': { ...dueKey('-infinity'), descending: true },
-  priority: { ...priorityKey, descending: false },
-  '-priority': { ...priorityKey, descending: true },
-  title: { ...titleKey, descending: false },
-  '-title': { ...titleKey, descending: true },
-  // Keys compare in byte order (the column is COLLATE "C"; the parameter takes the column's collation).
-  position: { key: 't.position', keyOf: (p: string) => `${p}::text`, descending: false },
-}
-
-/** `%`, `_` and `\` in a search are literal characters, not LIKE wildcards. */
-const likePattern = (q: string) => `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
 
 /** Trimmed tags, first spelling kept when two differ only in case; and their lower-case keys. */
 function normalizeTags (tags: string[]): { tags: string[], tagKeys: string[] } {
@@ -133,53 +71,34 @@ function normalizeTags (tags: string[]): { tags: string[], tagKeys: string[] } {
   return { tags: [...byKey.values()], tagKeys: [...byKey.keys()] }
 }
 
-/** Collects the values of a statement being built and names each `$n`. */
-function parameters () {
-  const values: unknown[] = []
-  return { values, add: (value: unknown) => `$${values.push(value)}` }
-}
-
-export interface TaskPage {
-  items: Task[]
-  nextCursor: string | null
-}
-
-/**
- * Which versions a write is conditioned on (from If-Match): undefined for none; an empty list
- * matches nothing (a header naming only tags we never issue).
- */
-export type IfVersions = number[] | undefined
-
-/** What a write conditioned on `If-Match` found: the task, a stale version, or no task of the user's. */
-export type ConditionalResult<T> = { status: 'ok', value: T } | { status: 'stale' } | { status: 'missing' }
-
-export type IdempotentCreate =
-  | { status: 'created' | 'replayed', responseStatus: number, body: Task }
-  | { status: 'conflict' }
-
 function insertValues (userId: string, input: CreateTaskBody): unknown[] {
   const { tags, tagKeys } = normalizeTags(input.tags ?? [])
   return [userId, input.title.trim(), input.description ?? null, input.priority ?? 'none',
     input.dueAt ? toStoredTime(input.dueAt) : null, tags, tagKeys]
 }
 
-/**
- * The task statements. `changed(userId)` runs after each write that committed: the change log is
- * written by triggers in the write itself, and this tells event streams to read it (feed.ts).
- */
 export interface TaskQueryOptions {
-  /** Runs after each write that committed, with its user (see feed.ts). */
+  /**
+   * Runs after each write that committed, with its user: the change log is written by triggers in
+   * the write itself, and this tells event streams to read it (events/feed.ts).
+   */
   changed?: (userId: string) => void
-  /** Creates past this many tasks of one user are refused (concurrent creates may pass it by a few). */
-  maxTasksPerUser?: number
+  /** TASKS_PER_USER_MAX: a create past it is a 409. */
+  maxTasksPerUser: number
 }
 
-export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser = 100_000 }: TaskQueryOptions = {}) {
-
-  /** Tells a stale `If-Match` (412) from a task that is not the user's (404). */
-  async function staleOrMissing (userId: string, taskId: string): Promise<{ status: 'stale' } | { status: 'missing' }> {
-    const found = await queryOne(db, EXISTS, [userId, taskId])
-    return found ? { status: 'stale' } : { status: 'missing' }
+/**
+ * The task statements. A write that cannot be done throws the problem to answer (http/problem.ts):
+ * a task that is not the user's is a 404, a stale If-Match a 412.
+ */
+export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser }: TaskQueryOptions) {
+  /**
+   * A conditional write changed nothing: the task is not the user's (404), or, when the write was
+   * conditioned on `ifVersions`, it has moved on (412).
+   */
+  async function refused (userId: string, taskId: string, ifVersions: IfVersions): Promise<never> {
+    if (ifVersions !== undefined && await queryOne(db, EXISTS, [userId, taskId])) throw preconditionFailed('task')
+    throw notFound('task')
   }
 
   /** Why INSERT_PLACED inserted nothing, as the problem to answer. */
@@ -196,8 +115,8 @@ export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser
     return tooDeep()
   }
 
-  /** `sql` is a transaction when the task has a parent (see `placedCreate`). */
-  const create = async (sql: Sql, userId: string, input: CreateTaskBody): Promise<Task> => {
+  /** `sql` is a transaction when the task has a parent (see `create` below). */
+  const insert = async (sql: Sql, userId: string, input: CreateTaskBody): Promise<Task> => {
     const placed = input.projectId != null || input.parentId !== undefined
     if (input.parentId !== undefined) await sql.query(SHARE_USER_MOVES, [userId])
     const task = placed
@@ -225,32 +144,18 @@ export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser
     async create (userId: string, input: CreateTaskBody): Promise<Task> {
       // A subtask's creation waits for a move in progress, which could change its parent's project or depth.
       const task = await placedGone(userId, input, () => input.parentId === undefined
-        ? create(db, userId, input)
-        : db.transaction((tx) => create(tx, userId, input)))
+        ? insert(db, userId, input)
+        : db.transaction((tx) => insert(tx, userId, input)))
       changed(userId)
       return task
     },
 
-    /**
-     * Creates once per (user, key): a retry with the same body gets the first answer back, the
-     * same key with another body is a conflict. Racing requests with one key serialize on the key's
-     * primary key: the second waits for the first to commit, then replays its answer.
-     */
-    async createIdempotent (userId: string, key: string, requestHash: string, input: CreateTaskBody): Promise<IdempotentCreate> {
-      const result = await placedGone(userId, input, () => db.transaction(async (tx): Promise<IdempotentCreate> => {
-        // A key older than 24 hours is taken over as if it were new.
-        const claimed = await queryOne(tx, CLAIM_IDEMPOTENCY_KEY, [userId, key, requestHash])
-        if (!claimed) {
-          const first = await queryOne<{ requestHash: string, responseStatus: number, responseBody: Task }>(tx, FIND_IDEMPOTENCY_KEY, [userId, key])
-          if (!first || first.requestHash !== requestHash) return { status: 'conflict' } as const
-          return { status: 'replayed', responseStatus: first.responseStatus, body: first.responseBody } as const
-        }
-        const body = await create(tx, userId, input)
-        await tx.query(STORE_IDEMPOTENT_ANSWER, [userId, key, 201, JSON.stringify(body)])
-        return { status: 'created', responseStatus: 201, body } as const
-      }))
-      if (result.status === 'created') changed(userId)
-      return result
+    /** Creates once per (user, key): see idempotency.ts. */
+    async createIdempotent (userId: string, key: string, input: CreateTaskBody): Promise<Answer<Task>> {
+      const answer = await placedGone(userId, input, () => db.transaction((tx) =>
+        createOnce(tx, userId, key, requestHash(input), () => insert(tx, userId, input))))
+      if (!answer.replayed) changed(userId)
+      return answer
     },
 
     find: (userId: string, taskId: string): Promise<Task | undefined> => queryOne<Task>(db, FIND, [userId, taskId]),
@@ -311,13 +216,13 @@ export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser
     },
 
     /**
-     * `ifVersions` (from If-Match) makes the write conditional: any other version is 'stale'.
-     * Completing a task completes its open subtasks at every level, in the same statement.
+     * Changes the given fields; with `ifVersions` (from If-Match) only if the task is still at one of
+     * them. Completing a task completes its open subtasks at every level, in the same statement.
      */
-    async update (userId: string, taskId: string, changes: UpdateTaskBody, ifVersions?: IfVersions): Promise<ConditionalResult<Task>> {
-      const { values, add } = parameters()
+    async update (userId: string, taskId: string, changes: UpdateTaskBody, ifVersions?: IfVersions): Promise<Task> {
       // $1 and $2, as SUBTREE expects them.
-      const where = [`t.user_id = ${add(userId)}`, `t.id = ${add(taskId)}`]
+      const { values, add } = parameters(userId, taskId)
+      const where = ['t.user_id = $1', 't.id = $2']
       const set: string[] = []
       if (changes.title !== undefined) set.push(`title = ${add(changes.title.trim())}`)
       if (changes.description !== undefined) set.push(`description = ${add(changes.description)}`)
@@ -341,32 +246,29 @@ export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser
       const text = changes.completed === true
         ? `${SUBTREE}, target as (${update})${completingSubtree('target')} select * from target`
         : update
-      const task = await queryOne<Task>(db, statement(text), values)
-      if (!task) return staleOrMissing(userId, taskId)
+      const task = await queryOne<Task>(db, statement(text), values) ?? await refused(userId, taskId, ifVersions)
       changed(userId)
-      return { status: 'ok', value: task }
-    },
-
-    /** Flips `completed` (and sets or clears `completedAt`) in one statement; completing completes the subtasks too. */
-    async toggle (userId: string, taskId: string): Promise<Task | undefined> {
-      const task = await queryOne<Task>(db, TOGGLE, [userId, taskId])
-      if (task) changed(userId)
       return task
     },
 
-    async delete (userId: string, taskId: string, ifVersions?: IfVersions): Promise<ConditionalResult<true>> {
+    /** Flips `completed` (and sets or clears `completedAt`) in one statement; completing completes the subtasks too. */
+    async toggle (userId: string, taskId: string): Promise<Task> {
+      const task = await queryOne<Task>(db, TOGGLE, [userId, taskId]) ?? await refused(userId, taskId, undefined)
+      changed(userId)
+      return task
+    },
+
+    /** Deletes the task and its subtasks; with `ifVersions`, only if the task is still at one of them. */
+    async delete (userId: string, taskId: string, ifVersions?: IfVersions): Promise<void> {
       const deleted = ifVersions === undefined
         ? await queryOne(db, DELETE, [userId, taskId])
         : await queryOne(db, DELETE_IF_VERSION, [userId, taskId, ifVersions])
-      if (!deleted) return staleOrMissing(userId, taskId)
+      if (!deleted) await refused(userId, taskId, ifVersions)
       changed(userId)
-      return { status: 'ok', value: true }
     },
 
-    /** Drops idempotency keys past their 24 hours. Run from a timer, never inside a request. */
-    async pruneIdempotencyKeys (): Promise<number> {
-      return (await queryOne<{ count: number }>(db, PRUNE_IDEMPOTENCY_KEYS))?.count ?? 0
-    },
+    /** Run from a timer, never inside a request. */
+    pruneIdempotencyKeys: (): Promise<number> => pruneIdempotencyKeys(db),
   }
 }
 

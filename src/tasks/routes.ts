@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto'
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { etagOf, ifMatchVersions, noneMatchHits } from '../http/conditional.js'
-import { idempotencyKeyReused, notFound, preconditionFailed } from '../http/problem.js'
+import { notFound } from '../http/problem.js'
 import { errorResponses, sendEmpty } from '../http/schemas.js'
-import type { ConditionalResult, TaskQueries } from './queries.js'
+import type { TaskQueries } from './queries.js'
 import type { TaskTree } from './tree.js'
 import {
   CreateTaskBody, ListTasksQuery, MoveTaskBody, TaskJson, TaskPageJson, TaskParams, UpdateTaskBody,
@@ -23,25 +22,7 @@ const IdempotencyHeaders = Type.Object({
   })),
 })
 
-/** A digest of the body with keys sorted, so a retry that reorders fields is still the same request. */
-function requestHash (body: unknown): string {
-  const canonical = (value: unknown): unknown => {
-    if (Array.isArray(value)) return value.map(canonical)
-    if (value !== null && typeof value === 'object') {
-      return Object.fromEntries(Object.keys(value).sort().map((k) => [k, canonical((value as Record<string, unknown>)[k])]))
-    }
-    return value
-  }
-  return createHash('sha256').update(JSON.stringify(canonical(body))).digest('hex')
-}
-
 export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { tasks, tree }) => {
-  function unwrap<T> (result: ConditionalResult<T>): T {
-    if (result.status === 'missing') throw notFound('task')
-    if (result.status === 'stale') throw preconditionFailed()
-    return result.value
-  }
-
   app.get('/tasks', {
     schema: {
       tags: ['tasks'],
@@ -64,20 +45,12 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
     },
   }, async (request, reply) => {
     const key = request.headers['idempotency-key']
-    let status = 201
-    let body: TaskJson
-    if (key === undefined) {
-      body = await tasks.create(request.userId, request.body)
-    } else {
-      const result = await tasks.createIdempotent(request.userId, key, requestHash(request.body), request.body)
-      if (result.status === 'conflict') {
-        throw idempotencyKeyReused()
-      }
-      if (result.status === 'replayed') reply.header('idempotent-replayed', 'true')
-      status = result.responseStatus
-      body = result.body
-    }
-    return reply.code(status as 201)
+    const answer = key === undefined
+      ? { status: 201, body: await tasks.create(request.userId, request.body), replayed: false }
+      : await tasks.createIdempotent(request.userId, key, request.body)
+    if (answer.replayed) reply.header('idempotent-replayed', 'true')
+    const body = answer.body
+    return reply.code(answer.status as 201)
       .header('location', `/api/v1/tasks/${body.id}`)
       .header('etag', etagOf(body.id, body.version))
       .send(body)
@@ -112,7 +85,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
     },
   }, async (request, reply) => {
     const { userId, params: { id } } = request
-    const task = unwrap(await tasks.update(userId, id, request.body, ifMatchVersions(request.headers['if-match'], id)))
+    const task = await tasks.update(userId, id, request.body, ifMatchVersions(request.headers['if-match'], id))
     return reply.header('etag', etagOf(task.id, task.version)).send(task)
   })
 
@@ -126,7 +99,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
     },
   }, async (request, reply) => {
     const { userId, params: { id } } = request
-    unwrap(await tasks.delete(userId, id, ifMatchVersions(request.headers['if-match'], id)))
+    await tasks.delete(userId, id, ifMatchVersions(request.headers['if-match'], id))
     return sendEmpty(reply, 204)
   })
 
@@ -148,9 +121,7 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
     },
   }, async (request, reply) => {
     const { userId, params: { id } } = request
-    const result = await tree.move(userId, id, request.body, ifMatchVersions(request.headers['if-match'], id))
-    if (result.status === 'refused') throw result.problem
-    const task = unwrap(result)
+    const task = await tree.move(userId, id, request.body, ifMatchVersions(request.headers['if-match'], id))
     return reply.header('etag', etagOf(task.id, task.version)).send(task)
   })
 }

@@ -85,3 +85,43 @@ describe('migration 0011: projects, subtasks and order', () => {
     expect(last!.title).toBe('fourth')
   })
 })
+
+describe('migration 0012: lists holding an over-long position get short keys', () => {
+  let db: PGlite
+  let oldFolder: string
+  beforeAll(async () => {
+    db = await PGlite.create(undefined, { extensions: { pg_trgm } })
+    oldFolder = await migrationsUpTo('0011_projects')
+  })
+  afterAll(async () => {
+    await db.close()
+    await rm(oldFolder, { recursive: true, force: true })
+  })
+
+  it('rekeys only those lists, keeping their order, and rows added later still go last', async () => {
+    await migrate(drizzle({ client: db }), { migrationsFolder: oldFolder })
+    const { rows: [user] } = await db.query<{ id: string }>(`insert into users (email, password_hash) values ('a@example.com', 'x') returning id`)
+    const { rows: [project] } = await db.query<{ id: string }>('insert into projects (user_id, name) values ($1, $2) returning id', [user!.id, 'P'])
+    const insert = async (title: string, projectId: string | null) => (await db.query<{ id: string }>(
+      'insert into tasks (user_id, title, project_id) values ($1, $2, $3) returning id', [user!.id, title, projectId])).rows[0]!.id
+    for (const title of ['i1', 'i2', 'i3']) await insert(title, null)
+    for (const title of ['p1', 'p2', 'p3']) await insert(title, project!.id)
+    // The inbox as repeated moves into one spot left it: i3 between i1 and i2 on a 400-character key.
+    await db.query(`update tasks set position = (select position from tasks where title = 'i1') || repeat('V', 400) where title = 'i3'`)
+    const list = async (projectId: string | null) => (await db.query<{ title: string, position: string, version: number }>(
+      'select title, position, version from tasks where project_id is not distinct from $1 order by position, id', [projectId])).rows
+    const inboxBefore = await list(null)
+    const projectBefore = await list(project!.id)
+    expect(inboxBefore.map((r) => r.title)).toEqual(['i1', 'i3', 'i2'])
+
+    await migrate(drizzle({ client: db }), { migrationsFolder })
+
+    const inbox = await list(null)
+    expect(inbox.map((r) => r.title)).toEqual(['i1', 'i3', 'i2'])
+    expect(inbox.every((r) => r.position.length <= 24)).toBe(true)
+    expect(inbox.map((r) => r.version)).toEqual(inboxBefore.map((r) => r.version + 1)) // each a change, seen by sync
+    expect(await list(project!.id)).toEqual(projectBefore) // a list with short keys is left alone
+    await insert('i4', null)
+    expect((await list(null)).map((r) => r.title)).toEqual(['i1', 'i3', 'i2', 'i4'])
+  })
+})

@@ -1,3 +1,4 @@
+import { MAX_KEY_LENGTH } from '../../src/db/position.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildTestApp, expectProblem, testDatabases, type Account, type TestApp } from '../helpers.js'
 import { api, COLORS, compareBytes, etagOf, expectPositionOrder, expectProblemAt, ids, MISSING_ID, PROBLEM, PROJECT_FIELDS, sameProblem, sorted, type Json } from './support.js'
@@ -191,14 +192,22 @@ describe.each(testDatabases)('/api/v1/projects on $name', (target) => {
         for (const name of ['one', 'two', 'three', 'four']) p.push(await a.createProject(owner, { name }))
       })
 
-      it('refuses beforeId and afterId that are not adjacent with a 400 naming one of them, and moves nothing', async () => {
+      it('refuses beforeId coming before afterId, or the project itself as a neighbour, with a 400 naming the field, and moves nothing', async () => {
         const before = await a.listProjects(owner)
-        const res = await a.moveProject(owner, p[3]!.id, { afterId: p[0]!.id, beforeId: p[2]!.id })
-        const problem = expectProblem(res, 400)
-        expect(problem.errors.some((e: { path: string }) => ['body.beforeId', 'body.afterId'].includes(e.path)), JSON.stringify(problem)).toBe(true)
         // Reversed: afterId comes after beforeId.
-        expectProblem(await a.moveProject(owner, p[3]!.id, { afterId: p[2]!.id, beforeId: p[1]!.id }), 400)
+        expectProblemAt(await a.moveProject(owner, p[3]!.id, { afterId: p[2]!.id, beforeId: p[1]!.id }), 400, 'body.beforeId')
+        for (const field of ['beforeId', 'afterId']) {
+          const itself = expectProblemAt(await a.moveProject(owner, p[3]!.id, { [field]: p[3]!.id }), 400, `body.${field}`)
+          expect(itself.detail).toMatch(/itself/)
+        }
         expect(await a.listProjects(owner)).toEqual(before)
+      })
+
+      it('puts the project right after afterId when another has landed between afterId and beforeId', async () => {
+        const res = await a.moveProject(owner, p[3]!.id, { afterId: p[0]!.id, beforeId: p[2]!.id })
+        expect(res.statusCode, res.body).toBe(200)
+        const order = ids(await a.listProjects(owner))
+        expect(order.indexOf(p[3]!.id)).toBe(order.indexOf(p[0]!.id) + 1)
       })
 
       it('refuses an unknown field and a malformed beforeId with a 400 naming it', async () => {
@@ -406,6 +415,18 @@ describe.each(testDatabases)('/api/v1/projects on $name', (target) => {
       expect(ids(await a.listProjects(owner, {}, 1))).toEqual(ids(final))
       expect(sorted(ids(final))).toEqual(sorted([p1.id, p2.id, p3.id, p4.id]))
       expect(final[0]!.id).toBe(p4.id)
+    })
+
+    it('keeps every position short, and every cursor accepted, after hundreds of moves into one spot', async () => {
+      const owner = await t.signUp()
+      const made: Json[] = []
+      for (const name of ['a', 'b', 'c', 'd']) made.push(await a.createProject(owner, { name }))
+      const [, target, x, y] = made
+      for (let i = 0; i < 300; i++) await a.movedProject(owner, i % 2 === 0 ? x!.id : y!.id, { beforeId: target!.id })
+      // One project a page: every cursor the list hands out is taken back.
+      const listed = await a.listProjects(owner, {}, 1)
+      expect(listed.map((project) => project.name)).toEqual(['a', 'c', 'd', 'b']) // d, moved last, right before b
+      expect(Math.max(...listed.map((project) => project.position.length))).toBeLessThanOrEqual(MAX_KEY_LENGTH)
     })
 
     it.skipIf(target.name !== 'postgres')('keeps one total order when projects are created at the same time, each listed once', async () => {
