@@ -14,27 +14,36 @@ import { completingSubtree, likePattern, parameters, SORT_SPECS, SUBTREE, TASK_C
 // comparing owners after a fetch, so another user's task and a missing one are the same nothing.
 const FIND = statement(`select ${TASK_COLUMNS} from tasks t where t.user_id = $1 and t.id = $2`)
 const EXISTS = statement('select 1 as found from tasks t where t.user_id = $1 and t.id = $2')
-/** Inserts unless the user already holds $8 tasks (task_count is kept by the triggers, migration 0009). */
+/**
+ * Inserts unless the user already holds $8 tasks (users.task_count, kept by the triggers, migration
+ * 0009). The count is read with the user's row locked: the insert's trigger updates that row anyway,
+ * and a count read before the lock let concurrent creates pass the cap (60 at once stored up to 29
+ * of 10 on PostgreSQL). Locked first, each create reads the count the previous one committed.
+ */
 const INSERT = statement(`insert into tasks as t (user_id, title, description, priority, due_at, tags, tag_keys)
   select $1, $2, $3, $4::task_priority, $5::timestamptz, $6::text[], $7::text[]
-  where (select u.task_count from users u where u.id = $1) < $8
+  where (select u.task_count from users u where u.id = $1 for no key update) < $8
   returning ${TASK_COLUMNS}`)
 /**
  * Inserts in a project or under a parent, which must be the user's: the subtask takes its parent's
- * project and the next depth. No row: one of the conditions failed (see `whyNotCreated`). The
- * parent and the project are held (FOR KEY SHARE) before the insert takes the user's row: a delete
- * of either waits, or went first and leaves nothing to find, and the two never wait on each other.
+ * project and the next depth. No row: one of the conditions failed (see `whyNotCreated`). The parent
+ * and the project are held (FOR KEY SHARE) before the user's row is locked (`owner` locks it only
+ * once both are read): a delete of either, which holds its row and then wants the user's, waits or
+ * went first, and never deadlocks with this.
  */
 const INSERT_PLACED = statement(`with parent as (
     select t.project_id, t.depth from tasks t where t.user_id = $1 and t.id = $10::uuid for key share
   ), project as (
     select p.id from projects p where p.user_id = $1 and p.id = $9::uuid for key share
+  ), owner as (
+    select u.task_count from users u, (select count(*) from parent) held_parent, (select count(*) from project) held_project
+    where u.id = $1 for no key update of u
   )
   insert into tasks as t (user_id, title, description, priority, due_at, tags, tag_keys, project_id, parent_id, depth)
   select $1, $2, $3, $4::task_priority, $5::timestamptz, $6::text[], $7::text[],
     case when $10::uuid is null then $9::uuid else parent.project_id end, $10::uuid, coalesce(parent.depth + 1, 0)
   from (select 1) as one left join parent on true
-  where (select u.task_count from users u where u.id = $1) < $8
+  where (select owner.task_count from owner) < $8
     and ($10::uuid is null or parent.depth is not null)
     and ($9::uuid is null or exists (select 1 from project))
     and ($10::uuid is null or not $11::boolean or parent.project_id is not distinct from $9::uuid)
