@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { statement } from '../../src/db/sql.js'
 import { syncQueries } from '../../src/sync/queries.js'
-import { buildTestApp, expectProblem, PASSWORD, testDatabases, type Account, type TestApp } from '../helpers.js'
+import { buildTestApp, expectProblem, PASSWORD, testDatabases, testKeys, type Account, type TestApp } from '../helpers.js'
 
 type Change =
   | { type: 'task', op: 'upsert', task: { id: string, version: number, title: string } }
@@ -127,6 +127,28 @@ describe.each(testDatabases)('GET /api/v1/sync on $name', (target) => {
     // Starting over works, and so does every cursor minted after the prune.
     const again = await sync(owner)
     expect((await sync(owner, `?since=${encodeURIComponent(again.cursor)}`)).changes).toEqual([])
+  })
+
+  it('answers 410, not 400, for a cursor signed with a secret the server no longer has, and the event stream too', async () => {
+    const owner = await t.signUp()
+    await t.createTask(owner, { title: 'before the rotation' })
+    const { cursor } = await sync(owner)
+    // The same database, restarted with another JWT_SECRET: the owner signs in again; the old cursor verified once.
+    const rotated = await buildTestApp(target, { database: t.database, keys: testKeys({ secret: new TextEncoder().encode('another secret, also at least 32 bytes long') }) })
+    try {
+      const login = await rotated.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email: owner.email, password: PASSWORD } })
+      const headers = { authorization: `Bearer ${login.json().accessToken}` }
+      const res = await rotated.inject({ url: `/api/v1/sync?since=${encodeURIComponent(cursor)}`, headers })
+      expect(expectProblem(res, 410).type).toBe('urn:problem-type:taskbase:sync-expired')
+      const stream = await rotated.inject({ url: '/api/v1/events', headers: { ...headers, 'last-event-id': cursor } })
+      expect(expectProblem(stream, 410).type).toBe('urn:problem-type:taskbase:sync-expired')
+      // A cursor edited by hand under the current secret is still a 400.
+      const current = (await rotated.inject({ url: '/api/v1/sync', headers })).json().cursor as string
+      const edited = `${current.slice(0, -2)}${current.endsWith('AA') ? 'BB' : 'AA'}`
+      expectProblem(await rotated.inject({ url: `/api/v1/sync?since=${encodeURIComponent(edited)}`, headers }), 400)
+    } finally {
+      await rotated.app.close()
+    }
   })
 
   it('answers 410 for a cursor older than SYNC_RETENTION_DAYS', async () => {
