@@ -182,9 +182,9 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
   const metrics = registerMetrics(app, { database, token: config.metricsToken })
 
   const users = userQueries(database)
-  const sessions = sessionQueries(database, keys)
   // The process's one LISTEN: other processes' changes, deletions and revocations reach it.
   const feed = noticeFeed(database, app.log)
+  const sessions = sessionQueries(database, keys, { sent: feed.echo })
   const tasks = taskQueries(database, { changed: feed.announce, maxTasksPerUser: config.tasksPerUserMax })
   const tree = taskTree(database, { changed: feed.announce })
   const projects = projectQueries(database, { changed: feed.announce, maxProjectsPerUser: config.projectsPerUserMax })
@@ -200,8 +200,12 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
   app.addHook('preClose', async () => { hub.close() })
   app.addHook('onClose', async () => { await feed.close() })
 
-  const authenticate = authenticator({ keys, users, cache, external: externalVerifier(config.externalAuth) })
-  const redeemTicket = (ticket: string) => sync.useTicket(ticket)
+  const authenticate = authenticator({ keys, users, sessions, cache, external: externalVerifier(config.externalAuth) })
+  /** A ticket stands for the principal that bought it, while that principal still stands. */
+  const redeemTicket = async (ticket: string) => {
+    const principal = await sync.useTicket(ticket)
+    return principal && await authenticate.stillValid(principal) ? principal : undefined
+  }
 
   // Kept small by the hour, never in a request.
   runEvery(app, 60 * 60_000, {

@@ -149,6 +149,10 @@ export async function buildTestApp (target: TestDatabase, { keys = testKeys(), d
   }
 }
 
+/** The session (refresh-token family) an access token of ours belongs to: its `sid` claim. */
+export const sessionIdOf = (accessToken: string): string =>
+  JSON.parse(Buffer.from(accessToken.split('.')[1]!, 'base64url').toString('utf8')).sid
+
 /** Asserts the common shape of every error answer. */
 export function expectProblem (res: { statusCode: number, headers: Record<string, unknown>, json: () => any }, status: number): any {
   if (res.statusCode !== status) throw new Error(`expected ${status}, got ${res.statusCode}: ${JSON.stringify(res.json())}`)

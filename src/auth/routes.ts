@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import { emailTaken, refreshTokenReused, unauthorized } from '../http/problem.js'
+import { emailTaken, refreshTokenReused, sessionEnded, unauthorized } from '../http/problem.js'
 import { errorResponses, sendEmpty } from '../http/schemas.js'
 import type { UserQueries } from '../users/queries.js'
 import type { LoginLimit } from './login-limit.js'
@@ -63,14 +63,15 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRoutesOptions> = async (a
       operationId: 'refreshSession', summary: 'Trade a refresh token for a new token pair',
       description: 'The presented refresh token stops working. Presenting it again revokes every token of its session.',
       body: RefreshBody,
-      response: { 200: TokenPairJson, ...errorResponses(400, [401, 'The refresh token is unknown or expired, or was used already (type refresh-token-reused: its session is now revoked, sign in again)']) },
+      response: { 200: TokenPairJson, ...errorResponses(400, [401, 'The refresh token is unknown or expired; or was used already (type ' +
+        'refresh-token-reused: its session is now ended, sign in again); or its session has ended (type session-ended: signed out, ' +
+        'password changed, sign in again)']) },
     },
   }, async (request) => {
     const outcome = await sessions.refresh(request.body.refreshToken)
     if (outcome.ok) return outcome.tokens
-    if (outcome.reason === 'reused') {
-      throw refreshTokenReused()
-    }
+    if (outcome.reason === 'reused') throw refreshTokenReused()
+    if (outcome.reason === 'ended') throw sessionEnded()
     throw unauthorized(outcome.reason === 'expired' ? 'The refresh token has expired' : 'The refresh token is not valid')
   })
 

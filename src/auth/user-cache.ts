@@ -1,11 +1,12 @@
 import type { NoticeFeed } from '../events/feed.js'
+import type { Notice } from '../events/notices.js'
 import type { ExternalIdentity, User } from '../users/queries.js'
 
-/** Beyond this many users the oldest entries are dropped: a miss costs one query, never a wrong answer. */
+/** Beyond this many entries the oldest are dropped: a miss costs one query, never a wrong answer. */
 const MAX_ENTRIES = 100_000
 
-/** Insertion-ordered set with a bound: the oldest entry goes first. */
-function boundedSet<K, V> (max: number) {
+/** Insertion-ordered map with a bound: the oldest entry goes first. */
+function boundedMap<K, V> (max: number) {
   const map = new Map<K, V>()
   return {
     map,
@@ -19,21 +20,27 @@ function boundedSet<K, V> (max: number) {
 type ExternalUser = Pick<User, 'id' | 'email' | 'name'>
 
 /**
- * Which users exist, remembered so that a request with a valid token costs no query to check that its
- * user was not deleted meanwhile (that query doubled the database work of every request, issue 10).
+ * Which users exist and which of our sessions are live, remembered so that a request with a valid
+ * token costs no query to check that its user was not deleted, nor its session ended, meanwhile
+ * (the user check doubled the database work of every request, issue 10).
  *
- * Safe across processes because account deletion is heard on the notice feed, and only while it is
- * heard: an entry is added only while the feed is live, everything is dropped when the feed is lost
- * or restored, and a check that raced a deletion (the epoch moved while its query ran) is not kept.
+ * Safe across processes because deletions and ended sessions are heard on the notice feed, and only
+ * while it is heard: an entry is added only while the feed is live, what can change unheard is dropped
+ * when the feed is lost or restored, and a check that raced a notice (the epoch moved while its query
+ * ran) is not kept. An ended session never lives again, so that answer is kept whatever happens.
  */
 export function userCache (feed: NoticeFeed) {
-  const known = boundedSet<string, true>(MAX_ENTRIES)
-  const external = boundedSet<string, ExternalUser>(MAX_ENTRIES)
+  const known = boundedMap<string, true>(MAX_ENTRIES)
+  const external = boundedMap<string, ExternalUser>(MAX_ENTRIES)
+  /** Live sessions, by id, with their user. */
+  const live = boundedMap<string, string>(MAX_ENTRIES)
+  const ended = boundedMap<string, true>(MAX_ENTRIES)
   let epoch = 0
 
   const forgetAll = () => {
     known.map.clear()
     external.map.clear()
+    live.map.clear()
     epoch++
   }
   const forget = (userId: string) => {
@@ -41,8 +48,21 @@ export function userCache (feed: NoticeFeed) {
     for (const [key, user] of external.map) if (user.id === userId) external.map.delete(key)
     epoch++
   }
+  /** Sessions of the notice ended: the one named is known ended; of a wider revocation, ask again. */
+  const sessionsEnded = ({ userId, sessionId, except }: Extract<Notice, { kind: 'sessions' }>) => {
+    if (sessionId !== undefined) {
+      live.map.delete(sessionId)
+      ended.set(sessionId, true)
+    } else {
+      for (const [id, owner] of live.map) if (owner === userId && id !== except) live.map.delete(id)
+    }
+    epoch++
+  }
   feed.subscribe({
-    notice (notice) { if (notice.kind === 'deleted') forget(notice.userId) },
+    notice (notice) {
+      if (notice.kind === 'deleted') forget(notice.userId)
+      else if (notice.kind === 'sessions') sessionsEnded(notice)
+    },
     lost: forgetAll,
     restored: forgetAll,
   })
@@ -63,6 +83,19 @@ export function userCache (feed: NoticeFeed) {
     async exists (userId: string, check: () => Promise<boolean>): Promise<boolean> {
       if (known.map.has(userId)) return true
       return remember(check, (found) => { if (found) known.set(userId, true) })
+    },
+
+    /** True when the session is known to be live; false means "ask" (see `sessionLive`). */
+    isLiveSession: (sessionId: string): boolean => live.map.has(sessionId),
+
+    /** Whether the session has not ended; `check` asks the database when the answer is not known. */
+    async sessionLive (userId: string, sessionId: string, check: () => Promise<boolean>): Promise<boolean> {
+      if (live.map.has(sessionId)) return true
+      if (ended.map.has(sessionId)) return false
+      return remember(check, (found) => {
+        if (found) live.set(sessionId, userId)
+        else ended.set(sessionId, true)
+      })
     },
 
     /** The local user of an external identity; `provision` finds or creates it when not known. */

@@ -59,6 +59,16 @@ export function noticeFeed (database: Database, log: FastifyBaseLogger) {
       }
     },
 
+    /**
+     * Hands a notice this process has just sent (in a transaction that committed) to its own listeners
+     * at once, without waiting for it to come back over LISTEN: a logout answered here is in force
+     * here before its answer leaves. Hearing it again later changes nothing.
+     */
+    echo (payload: string): void {
+      const notice = parseNotice(payload)
+      if (notice) for (const l of listeners) l.notice(notice)
+    },
+
     subscribe (listener: NoticeListener): () => void {
       listeners.add(listener)
       return () => { listeners.delete(listener) }

@@ -73,8 +73,11 @@ class UserReader {
     return false
   }
 
-  endAll (reason: EndReason, sessionId?: string): void {
-    for (const stream of this.streams) if (sessionId === undefined || stream.sessionId === sessionId) stream.end(reason)
+  /** Ends the streams of every session, of `only` that one, or of every one but `except`. */
+  endAll (reason: EndReason, { only, except }: { only?: string, except?: string } = {}): void {
+    for (const stream of this.streams) {
+      if ((only === undefined || stream.sessionId === only) && (except === undefined || stream.sessionId !== except)) stream.end(reason)
+    }
   }
 }
 
@@ -125,7 +128,7 @@ export function eventHub ({ database, feed, log, logger, maxStreamsPerUser, poll
       if (!reader) return
       if (notice.kind === 'change') reader.wake()
       else if (notice.kind === 'deleted') reader.endAll('deleted')
-      else reader.endAll(notice.sessionId === undefined ? 'revoked' : 'logout', notice.sessionId)
+      else reader.endAll(notice.sessionId === undefined ? 'revoked' : 'logout', { only: notice.sessionId, except: notice.except })
     },
     lost () {},
     restored () { void checkAll() },

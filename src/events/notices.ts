@@ -9,14 +9,20 @@ export const CHANGES_CHANNEL = 'taskbase_changes'
 
 export const changedNotice = (userId: string) => `${userId}:changed`
 
-/** Every session of the user ended (password change, refresh-token reuse); with `sessionId`, that one (logout). */
-export const sessionsNotice = (userId: string, sessionId?: string) =>
-  sessionId === undefined ? `${userId}:sessions` : `${userId}:session:${sessionId}`
+/**
+ * Sessions of the user ended: all of them (refresh-token reuse), only `only` (logout), or all but
+ * `except` (a password change, made in the session that goes on).
+ */
+export function sessionsNotice (userId: string, { only, except }: { only?: string, except?: string } = {}): string {
+  if (only !== undefined) return `${userId}:session:${only}`
+  return except === undefined ? `${userId}:sessions` : `${userId}:sessions-except:${except}`
+}
 
 export type Notice =
   | { userId: string, kind: 'change' }
   | { userId: string, kind: 'deleted' }
-  | { userId: string, kind: 'sessions', sessionId?: string }
+  /** `sessionId`: only that session ended; `except`: every session but that one. Neither: all. */
+  | { userId: string, kind: 'sessions', sessionId?: string, except?: string }
 
 /** The notice of a payload, or undefined for one this version does not know (a newer process's). */
 export function parseNotice (payload: string): Notice | undefined {
@@ -25,6 +31,7 @@ export function parseNotice (payload: string): Notice | undefined {
   if (what === 'deleted') return { userId, kind: 'deleted' }
   if (what === 'sessions') return { userId, kind: 'sessions' }
   if (what === 'session' && sessionId) return { userId, kind: 'sessions', sessionId }
+  if (what === 'sessions-except' && sessionId) return { userId, kind: 'sessions', except: sessionId }
   if (what === 'changed' || /^[0-9]+$/.test(what)) return { userId, kind: 'change' }
   return undefined
 }

@@ -15,6 +15,7 @@ export const ProblemType = {
   preconditionFailed: 'urn:problem-type:taskbase:precondition-failed',
   idempotencyKeyReused: 'urn:problem-type:taskbase:idempotency-key-reused',
   refreshTokenReused: 'urn:problem-type:taskbase:refresh-token-reused',
+  sessionEnded: 'urn:problem-type:taskbase:session-ended',
   databaseUnavailable: 'urn:problem-type:taskbase:database-unavailable',
   identityProviderUnavailable: 'urn:problem-type:taskbase:identity-provider-unavailable',
   rateLimited: 'urn:problem-type:taskbase:rate-limited',
@@ -30,6 +31,7 @@ export const PROBLEM_TYPES: Record<keyof typeof ProblemType, string> = {
   preconditionFailed: '412: the ETag in If-Match is no longer current (another device changed it); fetch again and retry',
   idempotencyKeyReused: '422: this Idempotency-Key was used with a different body',
   refreshTokenReused: '401: a refresh token was presented twice; its session is revoked, sign in again',
+  sessionEnded: '401: the refresh token\'s session has ended (signed out, password changed, or ended for a reused token); sign in again',
   databaseUnavailable: '503: the database cannot be reached right now; retry after Retry-After',
   identityProviderUnavailable: '503: the identity provider that signed the token cannot be reached to check it',
   rateLimited: '429: a rate limit (or the open-stream limit) is reached; retry after Retry-After',
@@ -79,6 +81,10 @@ export const unauthorized = (detail = 'A valid access token is required') =>
 export const refreshTokenReused = () => new Problem(401,
   'This refresh token was already used; the session is revoked, sign in again',
   { type: ProblemType.refreshTokenReused, headers: { 'www-authenticate': 'Bearer' } })
+
+export const sessionEnded = () => new Problem(401,
+  'This session has ended (signed out, the password was changed, or a copy of its refresh token was used); sign in again',
+  { type: ProblemType.sessionEnded, headers: { 'www-authenticate': 'Bearer' } })
 
 export const forbidden = (detail: string) => new Problem(403, detail)
 

@@ -57,7 +57,8 @@ export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (a
     schema: {
       tags: ['users'],
       operationId: 'changePassword', summary: 'Change the password',
-      description: 'Every refresh token of the user stops working; access tokens run out within their lifetime.',
+      description: 'Every other session of the user ends: its refresh token stops working, its access tokens are refused within a ' +
+        'second on every server process, its event streams end. The session that made the change goes on.',
       body: ChangePasswordBody,
       response: { 204: noContent, ...errorResponses(400, 401, [403, 'The current password is incorrect'], [409, 'The account signs in through an identity provider and has no password here']) },
     },
@@ -66,7 +67,7 @@ export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (a
     if (user.passwordHash === null) throw noPassword()
     await checkPassword(user, request.body.currentPassword, reply)
     await users.updatePassword(user.id, await hashPassword(request.body.newPassword))
-    await sessions.revokeAll(user.id)
+    await sessions.revokeOthers(user.id, request.principal?.sessionId)
     return sendEmpty(reply, 204)
   })
 

@@ -5,6 +5,7 @@ import { buildTestApp, expectProblem, PASSWORD, testDatabases, testKeys, uniqueE
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const UTC_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/
 const REUSED = 'urn:problem-type:taskbase:refresh-token-reused'
+const SESSION_ENDED = 'urn:problem-type:taskbase:session-ended'
 
 /** Every key of a JSON value, at any depth. */
 function keysOf (value: unknown): string[] {
@@ -238,20 +239,37 @@ describe.each(testDatabases)('sessions on $name', (target) => {
     })
 
     // Concurrent transactions need a server database: PGlite runs one statement at a time.
-    it.skipIf(target.name !== 'postgres')('never leaves a valid token behind when a refresh races a logout or a password change', async () => {
-      let raced = 0
+    it.skipIf(target.name !== 'postgres')('never leaves a valid token behind when a refresh races the end of its session', async () => {
+      const won = { refresh: 0, end: 0 }
       for (let i = 0; i < 30; i++) {
         const account = await t.signUp()
-        const ending = i % 2 === 0
+        // The session that refreshes, and what ends it: its own logout, or a password change made in another session.
+        const session = i % 2 === 0 ? account : (await login(account.email)).json()
+        const end = () => i % 2 === 0
           ? logout(account.refreshToken)
-          : t.inject({ method: 'POST', url: '/api/v1/users/me/password', headers: account.headers, payload: { currentPassword: PASSWORD, newPassword: 'a different password' } })
-        const [refreshed] = await Promise.all([refresh(account.refreshToken), ending])
-        if (refreshed.statusCode !== 200) continue
-        raced++
-        // The refresh won the race: the session's end came after it, so its new token is ended too.
-        expectProblem(await refresh(refreshed.json().refreshToken), 401)
+          : t.inject({ method: 'POST', url: '/api/v1/users/me/password', headers: account.headers, payload: { currentPassword: PASSWORD, newPassword: `a different password ${i}` } })
+        // Sent in one order, then in the other: the first sent mostly takes the session lock first.
+        const [refreshed, ended] = i % 4 < 2
+          ? await Promise.all([refresh(session.refreshToken), end()])
+          : await Promise.all([end(), refresh(session.refreshToken)]).then(([e, r]) => [r, e] as const)
+        expect(ended.statusCode).toBe(204)
+        if (refreshed.statusCode === 200) {
+          // The refresh committed first: the end came after it, and took its new tokens too.
+          won.refresh++
+          expect(expectProblem(await refresh(refreshed.json().refreshToken), 401).type).toBe(SESSION_ENDED)
+          expectProblem(await me(refreshed.json().accessToken), 401)
+        } else {
+          // The end committed first: the refresh was told so.
+          won.end++
+          expect(expectProblem(refreshed, 401).type).toBe(SESSION_ENDED)
+        }
+        expectProblem(await me(session.accessToken), 401)
       }
-      console.log(`[${target.name}] refresh committed before the session ended in ${raced} of 30 races`)
+      expect(won.refresh + won.end).toBe(30)
+      // Both orders happened, so both branches above were checked.
+      expect(won.refresh).toBeGreaterThan(0)
+      expect(won.end).toBeGreaterThan(0)
+      console.log(`[${target.name}] of 30 races, the refresh committed first in ${won.refresh}, the end of the session in ${won.end}`)
     })
   })
 })

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { decodeProtectedHeader, jwtVerify, SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildTestApp, expectProblem, PASSWORD, protectedOperations, testDatabases, type Account, type TestApp } from '../helpers.js'
+import { buildTestApp, expectProblem, PASSWORD, protectedOperations, sessionIdOf, testDatabases, type Account, type TestApp } from '../helpers.js'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
@@ -10,6 +10,8 @@ const nowSeconds = () => Math.floor(Date.now() / 1000)
 
 interface Claims {
   sub?: string
+  /** The session; null leaves the claim out. */
+  sid?: string | null
   iss?: string
   aud?: string
   iat?: number
@@ -23,8 +25,8 @@ describe.each(testDatabases)('access tokens on $name', (target) => {
 
   /** A token as the server would issue it for alice, with `overrides` applied; `jti: null` leaves it out. */
   const sign = async (overrides: Claims = {}, { alg = 'HS256', secret = t.keys.secret }: { alg?: string, secret?: Uint8Array } = {}) => {
-    const claims = { sub: alice.id, iss: t.keys.issuer, aud: t.keys.audience, iat: nowSeconds(), exp: nowSeconds() + 900, jti: randomUUID() as string | null, ...overrides }
-    const jwt = new SignJWT({})
+    const claims = { sub: alice.id, sid: sessionIdOf(alice.accessToken) as string | null, iss: t.keys.issuer, aud: t.keys.audience, iat: nowSeconds(), exp: nowSeconds() + 900, jti: randomUUID() as string | null, ...overrides }
+    const jwt = new SignJWT(claims.sid === null ? {} : { sid: claims.sid })
       .setProtectedHeader({ alg, typ: 'JWT' })
       .setIssuedAt(claims.iat)
       .setExpirationTime(claims.exp)
@@ -108,6 +110,11 @@ describe.each(testDatabases)('access tokens on $name', (target) => {
 
     it('with a token from another issuer', async () => {
       await expectRefused({ authorization: `Bearer ${await sign({ iss: 'https://evil.example.com' })}` })
+    })
+
+    it('with a token that names no session (no sid), or a session that never was', async () => {
+      await expectRefused({ authorization: `Bearer ${await sign({ sid: null })}` })
+      await expectRefused({ authorization: `Bearer ${await sign({ sid: randomUUID() })}` })
     })
 
     it('with a token without jti', async () => {

@@ -174,14 +174,21 @@ describe.each(testDatabases)('event stream limits on $name', (target) => {
       otherSession.close()
     })
 
-    it('ends every stream of the user on a password change', async () => {
+    it('ends the streams of every other session on a password change, and keeps those of the session that made it', async () => {
       const gina = await t.signUp()
-      const streams = [await open(gina), await open(gina)]
+      const other = await t.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email: gina.email, password: PASSWORD } })
+      const others = [0, 1].map(async () => asStream(await get(port, '/api/v1/events', { authorization: `Bearer ${other.json().accessToken}` })))
+      const streams = await Promise.all(others)
+      const own = await open(gina)
       await t.inject({ method: 'POST', url: '/api/v1/users/me/password', headers: gina.headers, payload: { currentPassword: PASSWORD, newPassword: 'a brand new password' } })
       for (const s of streams) {
         expect(json((await s.nextEvents(1))[0]!)).toEqual({ reason: 'revoked' })
         await s.waitEnd(1_000)
       }
+      // The session that changed the password goes on: its stream still delivers.
+      const task = await t.createTask(gina, { title: 'after the change' })
+      expect(json((await own.nextEvents(1))[0]!)).toEqual(task)
+      own.close()
     })
 
     it('ends every stream of the user when a refresh token is reused', async () => {

@@ -4,7 +4,7 @@ import { SignJWT } from 'jose'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openPostgres } from '../../src/db/client.js'
-import { buildTestApp, expectProblem, PASSWORD, testDatabases, type Account, type TestApp } from '../helpers.js'
+import { buildTestApp, expectProblem, PASSWORD, sessionIdOf, testDatabases, type Account, type TestApp } from '../helpers.js'
 import { asProblem, asStream, get, json, median, portOf, summary, type SseEvent } from './sse.js'
 
 type Task = Record<string, any>
@@ -375,7 +375,7 @@ describe.each(testDatabases)('GET /api/v1/events on $name', (target) => {
     it('ends a stream when its access token expires, after a reauth event; the client resumes missing nothing', async () => {
       const alice = await t.signUp()
       const now = Math.floor(Date.now() / 1000)
-      const shortLived = await new SignJWT({})
+      const shortLived = await new SignJWT({ sid: sessionIdOf(alice.accessToken) })
         .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
         .setSubject(alice.id)
         .setIssuer(t.keys.issuer)

@@ -35,6 +35,35 @@ describe.each(testDatabases)('two app instances on one $name database', (target)
     expect(status).toBe(401)
   })
 
+  /** Asks `app` with `headers` until it answers 401, for at most a second; the last status. */
+  async function refusedWithinASecond (app: TestApp, headers: Record<string, string>): Promise<number> {
+    const deadline = Date.now() + 1_000
+    let status = 200
+    while (status === 200 && Date.now() < deadline) {
+      status = (await app.inject({ url: '/api/v1/users/me', headers })).statusCode
+      if (status === 200) await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    return status
+  }
+
+  it('refuses an ended session\'s access token on the other instance, which had it cached, within a second', async () => {
+    const account = await a.signUp()
+    const other = (await a.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email: account.email, password: PASSWORD } })).json()
+    const otherHeaders = { authorization: `Bearer ${other.accessToken}` }
+    for (const headers of [account.headers, otherHeaders]) expect((await b.inject({ url: '/api/v1/users/me', headers })).statusCode).toBe(200)
+    // Logout through a: b refuses that session's token, and still serves the other session.
+    expect((await a.inject({ method: 'POST', url: '/api/v1/auth/logout', payload: { refreshToken: account.refreshToken } })).statusCode).toBe(204)
+    expect(await refusedWithinASecond(b, account.headers)).toBe(401)
+    expect((await b.inject({ url: '/api/v1/users/me', headers: otherHeaders })).statusCode).toBe(200)
+    // A password change through a third session: b refuses the other one too.
+    const third = (await a.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { email: account.email, password: PASSWORD } })).json()
+    const changed = await a.inject({ method: 'POST', url: '/api/v1/users/me/password', headers: { authorization: `Bearer ${third.accessToken}` },
+      payload: { currentPassword: PASSWORD, newPassword: 'a brand new password' } })
+    expect(changed.statusCode).toBe(204)
+    expect(await refusedWithinASecond(b, otherHeaders)).toBe(401)
+    expect((await b.inject({ url: '/api/v1/users/me', headers: { authorization: `Bearer ${third.accessToken}` } })).statusCode).toBe(200)
+  })
+
   it('detects the reuse of a refresh token rotated on the other instance, and revokes the family on both', async () => {
     const account = await a.signUp()
     const rotated = await a.inject({ method: 'POST', url: '/api/v1/auth/refresh', payload: { refreshToken: account.refreshToken } })
