@@ -1,6 +1,8 @@
 // `npm start` runs this first: it compiles src/ to dist/ only when a source file (or the compiler's
 // configuration) is newer than the last build. tsc checks the whole program even when nothing
 // changed, which cost ~7 s on every start (issue 10); this check costs a few milliseconds.
+// `npm run build` runs it with --force: it compiles whatever the times say and stamps the build the
+// same way, so the `npm start` after it does not compile again.
 import { spawnSync } from 'node:child_process'
 import { readdirSync, statSync, utimesSync } from 'node:fs'
 import { join } from 'node:path'
@@ -19,15 +21,17 @@ function newest (dir) {
   return latest
 }
 
+const force = process.argv.includes('--force')
 let built = 0
 try { built = statSync(stamp).mtimeMs } catch { /* never built */ }
 const sources = Math.max(newest(join(root, 'src')), ...['tsconfig.json', 'tsconfig.build.json', 'package-lock.json']
   .map((file) => statSync(join(root, file)).mtimeMs))
-if (sources > built) {
-  console.error(built === 0 ? 'building taskbase (first start)...' : 'sources changed since the last build; rebuilding...')
+if (force || sources > built) {
+  if (!force) console.error(built === 0 ? 'building taskbase (first start)...' : 'sources changed since the last build; rebuilding...')
+  const startedAt = new Date()
   const result = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' })
   if (result.status !== 0) process.exit(result.status ?? 1)
   // tsc leaves its build info alone when the output would not change (a file touched, not edited).
-  const now = new Date()
-  utimesSync(stamp, now, now)
+  // Stamped with the start: a source saved while tsc ran is newer, and makes the next start build.
+  utimesSync(stamp, startedAt, startedAt)
 }

@@ -7,7 +7,7 @@ import {
   createClient, etagOf, ProblemType, TaskbaseError,
   type Change, type ClientOptions, type Session, type Subscription, type SyncPage, type Task, type TaskbaseClient,
   type TaskPage, type TaskQuery, type UpdateTaskBody,
-} from '../../src/client/index.js'
+} from '../../packages/client/src/index.js'
 import { ProblemType as ServerProblemType } from '../../src/http/problem.js'
 import { syncCursors } from '../../src/sync/cursor.js'
 import { buildTestApp, PASSWORD, testDatabases, uniqueEmail, type TestApp } from '../helpers.js'
@@ -60,7 +60,7 @@ const claimsOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!,
 
 describe('the client module', () => {
   it('imports nothing but its own files and openapi-fetch (it runs in browsers)', () => {
-    const folder = new URL('../../src/client/', import.meta.url)
+    const folder = new URL('../../packages/client/src/', import.meta.url)
     for (const file of readdirSync(folder).filter((name) => name.endsWith('.ts'))) {
       const source = readFileSync(new URL(file, folder), 'utf8')
       const specifiers = [...source.matchAll(/(?:import|export)[^'"]*?from\s+'([^']+)'/g)].map((m) => m[1])
@@ -82,7 +82,10 @@ describe('the client module', () => {
   })
 
   it('knows the same problem types as the server', () => {
-    expect(ProblemType).toEqual(ServerProblemType)
+    // The server gains sessionEnded in a change of its own (issue 16); the client knows it already.
+    // Once src/http/problem.ts has it, this allowance is a no-op: delete it. A different value there fails.
+    const announced = { sessionEnded: 'urn:problem-type:taskbase:session-ended' }
+    expect(ProblemType).toEqual({ ...announced, ...ServerProblemType })
   })
 })
 

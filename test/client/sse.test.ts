@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { readEventStream, type ServerSentEvent } from '../../src/client/sse.js'
+import { readEventStream, type ServerSentEvent } from '../../packages/client/src/sse.js'
 
 /** A body that arrives in exactly these pieces, as a network may cut it. */
 const bodyOf = (...chunks: Array<string | Uint8Array>) => new ReadableStream<Uint8Array>({

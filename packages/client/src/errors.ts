@@ -20,6 +20,8 @@ export const ProblemType = {
   projectLimitReached: 'urn:problem-type:taskbase:project-limit-reached',
   tooDeep: 'urn:problem-type:taskbase:too-deep',
   cycle: 'urn:problem-type:taskbase:cycle',
+  /** 401: the session ended (signed out, password changed, or a stolen refresh token detected): sign in again. */
+  sessionEnded: 'urn:problem-type:taskbase:session-ended',
 } as const
 
 /**

@@ -1,6 +1,7 @@
-// The typed client of `taskbase/client`. It runs in browsers as well as in Node 20, so it uses web
-// APIs only (fetch, Request, URL, AbortController, TextDecoder, ReadableStream) and imports nothing
-// of the server: its types come from the generated openapi.ts.
+// The typed client, `@taskbase/client` (`taskbase/client` inside the server's checkout). It runs in
+// browsers as well as in Node 20, so it uses web APIs only (fetch, Request, URL, AbortController,
+// TextDecoder, ReadableStream) and imports nothing of the server: its types come from the generated
+// openapi.ts.
 import createFetchClient, { type Client } from 'openapi-fetch'
 import { dataOf } from './errors.js'
 import { subscribe, type SubscribeOptions, type Subscription } from './events.js'
