@@ -337,7 +337,7 @@ export interface paths {
         put?: never;
         /**
          * Change the password
-         * @description Every refresh token of the user stops working; access tokens run out within their lifetime.
+         * @description Every other session of the user ends: its refresh token stops working, its access tokens are refused within a second on every server process, its event streams end. The session that made the change goes on.
          */
         post: operations["changePassword"];
         delete?: never;
@@ -538,6 +538,7 @@ export interface components {
              *     - `urn:problem-type:taskbase:precondition-failed`: 412: the ETag in If-Match is no longer current (another device changed it); fetch again and retry
              *     - `urn:problem-type:taskbase:idempotency-key-reused`: 422: this Idempotency-Key was used with a different body
              *     - `urn:problem-type:taskbase:refresh-token-reused`: 401: a refresh token was presented twice; its session is revoked, sign in again
+             *     - `urn:problem-type:taskbase:session-ended`: 401: the refresh token's session has ended (signed out, password changed, or ended for a reused token); sign in again
              *     - `urn:problem-type:taskbase:database-unavailable`: 503: the database cannot be reached right now; retry after Retry-After
              *     - `urn:problem-type:taskbase:identity-provider-unavailable`: 503: the identity provider that signed the token cannot be reached to check it
              *     - `urn:problem-type:taskbase:rate-limited`: 429: a rate limit (or the open-stream limit) is reached; retry after Retry-After
@@ -1871,7 +1872,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The refresh token is unknown or expired, or was used already (type refresh-token-reused: its session is now revoked, sign in again) */
+            /** @description The refresh token is unknown or expired; or was used already (type refresh-token-reused: its session is now ended, sign in again); or its session has ended (type session-ended: signed out, password changed, sign in again) */
             401: {
                 headers: {
                     /** @description Bearer: a valid access token is required */
