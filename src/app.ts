@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { Ajv } from 'ajv'
-import addFormatsModule from 'ajv-formats'
 import { pino } from 'pino'
 import { authenticator } from './auth/authenticate.js'
 import { externalVerifier } from './auth/external.js'
@@ -14,7 +12,6 @@ import { userCache } from './auth/user-cache.js'
 import { classicRoutes, isReservedUserId } from './classic/routes.js'
 import type { Config } from './config.js'
 import type { Database } from './db/client.js'
-import { storableTime } from './db/timestamps.js'
 import { noticeFeed } from './events/feed.js'
 import { eventHub } from './events/hub.js'
 import { eventRoutes, ticketRoutes } from './events/routes.js'
@@ -25,6 +22,7 @@ import { runEvery } from './http/jobs.js'
 import { registerMetrics } from './http/metrics.js'
 import { registerOpenApi } from './http/openapi.js'
 import { routeTable } from './http/routes-table.js'
+import { validatorCompiler } from './http/validation.js'
 import { errorResponses } from './http/schemas.js'
 import { clientErrorHandler, frameworkErrors, noRoute, registerProblemHandlers } from './http/errors.js'
 import { databaseUnavailable } from './http/problem.js'
@@ -47,26 +45,6 @@ export interface Deps {
   logStream?: { write (line: string): void }
   /** Comment lines on idle event streams; 15 s unless a test wants them sooner. */
   eventHeartbeatMs?: number
-}
-
-const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default
-
-/**
- * Bodies are validated strictly: an unknown field or a wrong type is a 400, never dropped or
- * coerced (`{"title": 5}` is not the title "5"). Query strings and paths arrive as text, so there
- * types are coerced (`limit=20`, `completed=true`) and a lone `tag=x` becomes an array.
- */
-function validatorCompiler () {
-  // verbose: a failure carries the value, so a refused time can say why (problem.ts).
-  const strict = new Ajv({ allErrors: true, verbose: true, coerceTypes: false, useDefaults: true, removeAdditional: false, strict: false })
-  const lenient = new Ajv({ allErrors: true, verbose: true, coerceTypes: 'array', useDefaults: true, removeAdditional: false, strict: false })
-  for (const ajv of [strict, lenient]) {
-    addFormats(ajv)
-    // Ours, not ajv-formats': a time we can store exactly (years 0001-9999, no leap second).
-    ajv.addFormat('date-time', { type: 'string', validate: (text: string) => storableTime(text).ok })
-  }
-  return ({ schema, httpPart }: { schema: object, httpPart?: string }) =>
-    (httpPart === 'body' ? strict : lenient).compile(schema)
 }
 
 /**

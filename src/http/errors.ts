@@ -1,9 +1,9 @@
 import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { storableTime } from '../db/timestamps.js'
-import { badRequest, databaseUnavailable, internalError, methodNotAllowed, Problem, ProblemType, routeNotFound, type FieldError } from './problem.js'
-import type { RouteTable } from './routes-table.js'
+import { badRequest, databaseUnavailable, internalError, methodNotAllowed, Problem, routeNotFound } from './problem.js'
+import { METHODS, type RouteTable } from './routes-table.js'
+import { fieldErrors, partName, type SchemaFailure } from './validation.js'
 
 /**
  * Rendering every error as problem+json (RFC 9457): the problems code throws, schema failures,
@@ -14,31 +14,8 @@ interface FastifyLikeError {
   code?: string
   statusCode?: number
   message: string
-  validation?: Array<{ instancePath: string, message?: string, keyword: string, params: Record<string, unknown>, data?: unknown }>
+  validation?: SchemaFailure[]
   validationContext?: string
-}
-
-const CONTEXT_NAMES: Record<string, string> = { querystring: 'query', params: 'path', headers: 'header', body: 'body' }
-
-/** `body.tags.2`, `query.limit`: where a schema failure is, in the words of the request. */
-function fieldPath (context: string | undefined, e: NonNullable<FastifyLikeError['validation']>[number]): string {
-  const parts = [CONTEXT_NAMES[context ?? ''] ?? context ?? 'request']
-  for (const segment of e.instancePath.split('/').slice(1)) parts.push(segment.replaceAll('~1', '/').replaceAll('~0', '~'))
-  const property = e.params.missingProperty ?? e.params.additionalProperty ?? e.params.propertyName
-  if (typeof property === 'string') parts.push(property)
-  return parts.join('.')
-}
-
-function fieldMessage (e: NonNullable<FastifyLikeError['validation']>[number]): string {
-  if (e.keyword === 'additionalProperties') return 'is not a known field'
-  if (e.keyword === 'required') return 'is required'
-  if (e.keyword === 'pattern' && e.params.pattern === '\\S') return 'must not be blank'
-  if (e.keyword === 'enum' && Array.isArray(e.params.allowedValues)) return `must be one of: ${e.params.allowedValues.join(', ')}`
-  if (e.keyword === 'format' && e.params.format === 'date-time' && typeof e.data === 'string') {
-    const time = storableTime(e.data)
-    if (!time.ok) return `${time.reason}, such as 2026-12-01T17:00:00Z`
-  }
-  return e.message ?? 'is invalid'
 }
 
 interface ErrorLike { name?: string, code?: unknown, message?: unknown, severity?: unknown, query?: unknown, cause?: unknown }
@@ -74,11 +51,6 @@ export function isDatabaseUnavailable (error: unknown): boolean {
   return false
 }
 
-function uniqueErrors (errors: FieldError[]): FieldError[] {
-  const seen = new Set<string>()
-  return errors.filter((e) => !seen.has(`${e.path}\0${e.message}`) && seen.add(`${e.path}\0${e.message}`))
-}
-
 /** The SQLSTATE of a database error, wherever it sits in the cause chain. */
 function databaseCode (error: unknown): string | undefined {
   for (const { code, severity } of causeChain(error)) {
@@ -100,10 +72,10 @@ export function toProblem (error: unknown): Problem {
   }
   const e = error as FastifyLikeError
   if (e?.validation) {
-    return badRequest(
-      `The request ${CONTEXT_NAMES[e.validationContext ?? ''] ?? 'input'} does not match the schema`,
-      uniqueErrors(e.validation.map((v) => ({ path: fieldPath(e.validationContext, v), message: fieldMessage(v) }))),
-    )
+    const part = partName(e.validationContext)
+    const errors = fieldErrors(e.validationContext, e.validation)
+    const said = errors.map(({ path, message }) => `${path.slice(part.length + 1) || part} ${message}`).join('; ')
+    return badRequest(`The request ${part} is not valid: ${said}`, errors)
   }
   if (typeof e?.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
     return new Problem(e.statusCode, clientMessage(e))
@@ -219,8 +191,16 @@ export function noRoute (routes: RouteTable, request: FastifyRequest): Problem {
   return routeNotFound(request.method, path)
 }
 
+const SERVED_METHODS = new Set<string>(METHODS)
+
 export function registerProblemHandlers (app: FastifyInstance, routes: RouteTable): void {
   app.setErrorHandler(problemErrorHandler())
+  // A method no route answers (QUERY, SEARCH, PROPFIND...) is a 405 with Allow (404 on an unknown
+  // path) before its body is looked at: Fastify reads a QUERY's body first, and refused a bodiless
+  // one with a 400 about its Content-Type.
+  app.addHook('onRequest', (request, _reply, done) => {
+    done(SERVED_METHODS.has(request.method) ? undefined : noRoute(routes, request))
+  })
   app.setNotFoundHandler((request, reply) => {
     const problem = noRoute(routes, request)
     return reply.code(problem.status).headers(problem.headers).type('application/problem+json').send(problemBody(problem, request))

@@ -1,7 +1,8 @@
 import FindMyWay from 'find-my-way'
 import type { FastifyInstance } from 'fastify'
 
-const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
+/** Every method a route here can answer. */
+export const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const
 
 /**
  * Which methods each path answers, learnt from the routes as they are registered, so that a known
