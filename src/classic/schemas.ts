@@ -65,9 +65,9 @@ export const ClassicTaskJson = Type.Object({
   completed: Type.Boolean(),
   priority: Priority,
   tags: Type.Array(Type.String()),
-  due_date: Nullable(Type.String({ format: 'date-time' })),
-  created_at: Type.String({ format: 'date-time' }),
-  updated_at: Type.String({ format: 'date-time' }),
+  due_date: Nullable(DateTime()),
+  created_at: DateTime(),
+  updated_at: DateTime(),
 }, {
   title: 'ClassicTask',
   examples: [{

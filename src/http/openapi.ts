@@ -23,6 +23,10 @@ A multi-user task API. No user can read or change another user's data: a task th
 - **Retries**: an \`Idempotency-Key\` header on \`POST /api/v1/tasks\` makes a retried create return the first answer.
 - **Rate limits**: \`RateLimit-Limit\`, \`RateLimit-Remaining\`, \`RateLimit-Reset\` on every answer under a limit; past it a 429 with \`Retry-After\`.
 - **Methods**: a known path asked with a method it does not answer is a 405 with \`Allow\`.
+- **Text** is stored exactly as sent: a NUL character (\`\\u0000\`) or a lone UTF-16 surrogate (\`\\ud800\` alone) anywhere in
+  a body or a query is refused with a 400 naming the field, since PostgreSQL could not keep it as sent.
+- **Times** are RFC 3339 with an offset (\`2026-12-01T17:00:00Z\`, \`...+01:00\`), in the years 0001-9999, without a leap
+  second (\`23:59:60\` is refused); they are stored to the millisecond and sent back in UTC.
 - **Keeping a local copy**: \`GET /api/v1/sync\` gives every change since a cursor (deletes included); \`GET /api/v1/events\` streams
   them live (Server-Sent Events; a browser trades its token for a ticket first).
 `.trim()
@@ -171,18 +175,19 @@ export async function registerOpenApi (app: FastifyInstance): Promise<void> {
       openapi: '3.1.0',
       info: { title: 'taskbase API', version: '1.0.0', description: DESCRIPTION },
       components: {
+        // The order of the Authorize dialog: the access token first, where a new user pastes it.
         securitySchemes: {
-          eventTicket: {
-            type: 'apiKey',
-            in: 'query',
-            name: 'ticket',
-            description: 'For GET /api/v1/events only: a single-use ticket from POST /api/v1/events/tickets (a browser\'s EventSource cannot send headers)',
-          },
           bearerAuth: {
             type: 'http',
             scheme: 'bearer',
             bearerFormat: 'JWT',
             description: 'The accessToken of register, login or refresh (15 minutes), or a token of the configured identity provider',
+          },
+          eventTicket: {
+            type: 'apiKey',
+            in: 'query',
+            name: 'ticket',
+            description: 'For GET /api/v1/events only: a single-use ticket from POST /api/v1/events/tickets (a browser\'s EventSource cannot send headers)',
           },
         },
       },

@@ -8,12 +8,16 @@ export const Uuid = Type.String({ format: 'uuid' })
  * An RFC 3339 time with a zone that we can store exactly: the validator's `date-time` format is
  * ours (db/timestamps.ts), refusing leap seconds and instants outside 0001-9999.
  */
-export const DateTime = (options: { description?: string, examples?: string[] } = {}) =>
-  Type.String({ format: 'date-time', ...options })
+export const DateTime = ({ description, ...options }: { description?: string, examples?: string[] } = {}) =>
+  Type.String({
+    format: 'date-time',
+    description: `${description ?? 'RFC 3339 with an offset'}; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond`,
+    ...options,
+  })
 
 /** What each error status means, unless a route says more precisely. */
 const MEANINGS: Record<number, string> = {
-  400: 'The request does not match the schema; `errors` names each wrong field',
+  400: 'The request does not match the schema, or holds text that cannot be stored as sent (a NUL character, a lone surrogate); `errors` names each wrong field',
   401: 'No valid access token: missing, malformed, expired, or its user deleted',
   403: 'Not allowed',
   404: 'Not found, or not yours (the same answer either way)',

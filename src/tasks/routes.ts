@@ -41,7 +41,12 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
       operationId: 'createTask', summary: 'Create a task',
       headers: IdempotencyHeaders,
       body: CreateTaskBody,
-      response: { 201: TaskJson, ...errorResponses(400, 401, [409, 'The account holds TASKS_PER_USER_MAX tasks already (type task-limit-reached)'], [422, 'This Idempotency-Key was used before with another body (type idempotency-key-reused)']) },
+      response: {
+        201: TaskJson,
+        ...errorResponses(400, 401, [404, 'projectId or parentId names a project or task that is not yours (errors names the field)'],
+          [409, 'The account holds TASKS_PER_USER_MAX tasks already (type task-limit-reached), or the parent is as deep as tasks go (type too-deep)'],
+          [422, 'This Idempotency-Key was used before with another body (type idempotency-key-reused)']),
+      },
     },
   }, async (request, reply) => {
     const key = request.headers['idempotency-key']

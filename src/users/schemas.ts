@@ -1,5 +1,5 @@
 import { Type, type Static } from '@fastify/type-provider-typebox'
-import { Nullable, Uuid } from '../http/schemas.js'
+import { DateTime, Nullable, Uuid } from '../http/schemas.js'
 import type { User } from './queries.js'
 
 export const Email = Type.String({ format: 'email', maxLength: 254, description: 'Compared case-insensitively' })
@@ -18,8 +18,8 @@ export const UserJson = Type.Object({
   id: Uuid,
   email: Nullable(Type.String({ description: 'Null for a user of an external identity provider whose token carried none' })),
   name: Nullable(Type.String()),
-  createdAt: Type.String({ format: 'date-time' }),
-  updatedAt: Type.String({ format: 'date-time' }),
+  createdAt: DateTime(),
+  updatedAt: DateTime(),
 }, { title: 'User', examples: [USER_EXAMPLE] })
 export type UserJson = Static<typeof UserJson>
 

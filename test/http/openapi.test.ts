@@ -72,6 +72,18 @@ describe.each(testDatabases)('the OpenAPI document on $name', (target) => {
     expect(doc.components.schemas.Problem.properties.type.description).toContain('urn:problem-type:taskbase:precondition-failed')
   })
 
+  it('offers the bearer token first in the Authorize dialog, where a new user pastes the access token', () => {
+    expect(Object.keys(doc.components.securitySchemes)[0]).toBe('bearerAuth')
+  })
+
+  it('documents the 404 of a create naming a foreign project or parent, and which text and times are refused', () => {
+    expect(doc.paths['/api/v1/tasks'].post.responses['404'].description).toMatch(/projectId or parentId/)
+    expect(doc.info.description).toMatch(/NUL character/)
+    expect(doc.info.description).toMatch(/lone UTF-16 surrogate/)
+    expect(doc.info.description).toMatch(/0001-9999/)
+    expect(doc.components.schemas.NewTask.properties.dueAt.description).toMatch(/0001-9999, no leap second/)
+  })
+
   it('tells how to get a token, and keeps the authorization across reloads in /docs', async () => {
     expect(doc.info.description).toContain('Authorize')
     expect(doc.info.description).toContain('accessToken')
@@ -84,11 +96,12 @@ describe.each(testDatabases)('the OpenAPI document on $name', (target) => {
   })
 
   it('answers each operation\'s own example, sent as shown, with success', async () => {
-    // The order a person trying the reference would follow: the account first, its deletion last.
+    // The order a person trying the reference would follow: the account first, its deletion last (a
+    // logout ends the session, and its access token with it: it comes after).
     const order = ['register', 'login', 'getMe', 'updateMe', 'createTask', 'listTasks', 'getTask', 'updateTask', 'moveTask',
       'createProject', 'listProjects', 'getProject', 'updateProject', 'moveProject', 'syncChanges',
       'createEventTicket', 'classicCreateTask', 'classicListTasks', 'classicReplaceTask', 'refreshSession', 'deleteTask',
-      'deleteProject', 'changePassword', 'logout', 'deleteMe']
+      'deleteProject', 'changePassword', 'deleteMe', 'logout']
     const byId = new Map((await documentedOperations(t.app)).map((op) => [op.spec.operationId, op]))
     const withExamples = [...byId.values()].filter((op) => op.spec.requestBody).map((op) => op.spec.operationId)
     expect(withExamples.filter((id) => !order.includes(id))).toEqual([])

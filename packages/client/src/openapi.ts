@@ -413,7 +413,7 @@ export interface components {
             description?: string | null;
             /**
              * Format: date-time
-             * @description RFC 3339 with a time zone, or null
+             * @description RFC 3339 with a time zone, or null; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
              */
             due_date?: string | null;
             /** @enum {string} */
@@ -425,10 +425,16 @@ export interface components {
         /** ClassicTask */
         ClassicTask: {
             completed: boolean;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description RFC 3339 with an offset; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
             created_at: string;
             description: string | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description RFC 3339 with an offset; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
             due_date: string | null;
             /** Format: uuid */
             id: string;
@@ -436,7 +442,10 @@ export interface components {
             priority: "none" | "low" | "medium" | "high";
             tags: string[];
             title: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description RFC 3339 with an offset; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
             updated_at: string;
             user_id: string;
         };
@@ -449,7 +458,7 @@ export interface components {
             description?: string | null;
             /**
              * Format: date-time
-             * @description RFC 3339 with a time zone, or null
+             * @description RFC 3339 with a time zone, or null; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
              */
             due_date?: string | null;
             /** @enum {string} */
@@ -489,7 +498,7 @@ export interface components {
             description?: string | null;
             /**
              * Format: date-time
-             * @description RFC 3339 with a time zone
+             * @description RFC 3339 with a time zone; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
              */
             dueAt?: string | null;
             /**
@@ -559,14 +568,20 @@ export interface components {
              * @enum {string|null}
              */
             color: "red" | "orange" | "yellow" | "green" | "teal" | "blue" | "purple" | "pink" | "grey" | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description RFC 3339 with an offset; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
             createdAt: string;
             /** Format: uuid */
             id: string;
             name: string;
             /** @description Opaque; sorts in byte order. Change it with POST /api/v1/projects/{id}/move */
             position: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description RFC 3339 with an offset; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
             updatedAt: string;
             /** @description Starts at 1; +1 on every change */
             version: number;
@@ -587,7 +602,10 @@ export interface components {
          * @description The project is gone, and with it every task that was in it (each has its own deletion)
          */
         ProjectDeletion: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description RFC 3339 with an offset; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
             deletedAt: string;
             /** Format: uuid */
             id: string;
@@ -680,12 +698,21 @@ export interface components {
         /** Task */
         Task: {
             completed: boolean;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description RFC 3339 with an offset; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
             completedAt: string | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description RFC 3339 with an offset; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
             createdAt: string;
             description: string | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description RFC 3339 with an offset; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
             dueAt: string | null;
             /** Format: uuid */
             id: string;
@@ -705,7 +732,10 @@ export interface components {
             projectId: string | null;
             tags: string[];
             title: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description RFC 3339 with an offset; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
             updatedAt: string;
             /** @description Starts at 1; +1 on every change */
             version: number;
@@ -716,7 +746,7 @@ export interface components {
             description?: string | null;
             /**
              * Format: date-time
-             * @description RFC 3339 with a time zone
+             * @description RFC 3339 with a time zone; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
              */
             dueAt?: string | null;
             /** @enum {string} */
@@ -728,7 +758,10 @@ export interface components {
         };
         /** TaskDeletion */
         TaskDeletion: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description RFC 3339 with an offset; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
             deletedAt: string;
             /** Format: uuid */
             id: string;
@@ -810,14 +843,20 @@ export interface components {
         };
         /** User */
         User: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description RFC 3339 with an offset; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
             createdAt: string;
             /** @description Null for a user of an external identity provider whose token carried none */
             email: string | null;
             /** Format: uuid */
             id: string;
             name: string | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description RFC 3339 with an offset; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
             updatedAt: string;
         };
         /** UserChanges */
@@ -836,9 +875,9 @@ export interface operations {
     classicListTasks: {
         parameters: {
             query?: {
-                /** @description Tasks due strictly after */
+                /** @description Tasks due strictly after; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond */
                 due_after?: string;
-                /** @description Tasks due strictly before */
+                /** @description Tasks due strictly before; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond */
                 due_before?: string;
                 /** @description At most this many, and at most 4 MiB of JSON */
                 limit?: number;
@@ -1650,7 +1689,7 @@ export interface operations {
                     "application/json": components["schemas"]["Session"];
                 };
             };
-            /** @description The request does not match the schema; `errors` names each wrong field */
+            /** @description The request does not match the schema, or holds text that cannot be stored as sent (a NUL character, a lone surrogate); `errors` names each wrong field */
             400: {
                 headers: {
                     /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
@@ -1757,7 +1796,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description The request does not match the schema; `errors` names each wrong field */
+            /** @description The request does not match the schema, or holds text that cannot be stored as sent (a NUL character, a lone surrogate); `errors` names each wrong field */
             400: {
                 headers: {
                     /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
@@ -1861,7 +1900,7 @@ export interface operations {
                     "application/json": components["schemas"]["TokenPair"];
                 };
             };
-            /** @description The request does not match the schema; `errors` names each wrong field */
+            /** @description The request does not match the schema, or holds text that cannot be stored as sent (a NUL character, a lone surrogate); `errors` names each wrong field */
             400: {
                 headers: {
                     /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
@@ -1987,7 +2026,7 @@ export interface operations {
                     "application/json": components["schemas"]["Session"];
                 };
             };
-            /** @description The request does not match the schema; `errors` names each wrong field */
+            /** @description The request does not match the schema, or holds text that cannot be stored as sent (a NUL character, a lone surrogate); `errors` names each wrong field */
             400: {
                 headers: {
                     /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
@@ -2379,7 +2418,7 @@ export interface operations {
                     "application/json": components["schemas"]["Project"];
                 };
             };
-            /** @description The request does not match the schema; `errors` names each wrong field */
+            /** @description The request does not match the schema, or holds text that cannot be stored as sent (a NUL character, a lone surrogate); `errors` names each wrong field */
             400: {
                 headers: {
                     /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
@@ -2519,7 +2558,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description The request does not match the schema; `errors` names each wrong field */
+            /** @description The request does not match the schema, or holds text that cannot be stored as sent (a NUL character, a lone surrogate); `errors` names each wrong field */
             400: {
                 headers: {
                     /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
@@ -2611,7 +2650,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description The request does not match the schema; `errors` names each wrong field */
+            /** @description The request does not match the schema, or holds text that cannot be stored as sent (a NUL character, a lone surrogate); `errors` names each wrong field */
             400: {
                 headers: {
                     /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
@@ -2740,7 +2779,7 @@ export interface operations {
                     "application/json": components["schemas"]["Project"];
                 };
             };
-            /** @description The request does not match the schema; `errors` names each wrong field */
+            /** @description The request does not match the schema, or holds text that cannot be stored as sent (a NUL character, a lone surrogate); `errors` names each wrong field */
             400: {
                 headers: {
                     /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
@@ -3082,9 +3121,9 @@ export interface operations {
                 completed?: boolean;
                 /** @description nextCursor of the previous page */
                 cursor?: string;
-                /** @description Tasks due strictly after */
+                /** @description Tasks due strictly after; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond */
                 dueAfter?: string;
-                /** @description Tasks due strictly before */
+                /** @description Tasks due strictly before; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond */
                 dueBefore?: string;
                 limit?: number;
                 /** @description A task's id: its direct subtasks; none: top-level tasks only */
@@ -3269,7 +3308,7 @@ export interface operations {
                     "application/json": components["schemas"]["Task"];
                 };
             };
-            /** @description The request does not match the schema; `errors` names each wrong field */
+            /** @description The request does not match the schema, or holds text that cannot be stored as sent (a NUL character, a lone surrogate); `errors` names each wrong field */
             400: {
                 headers: {
                     /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
@@ -3293,7 +3332,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The account holds TASKS_PER_USER_MAX tasks already (type task-limit-reached) */
+            /** @description projectId or parentId names a project or task that is not yours (errors names the field) */
+            404: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The account holds TASKS_PER_USER_MAX tasks already (type task-limit-reached), or the parent is as deep as tasks go (type too-deep) */
             409: {
                 headers: {
                     /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
@@ -3428,7 +3478,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description The request does not match the schema; `errors` names each wrong field */
+            /** @description The request does not match the schema, or holds text that cannot be stored as sent (a NUL character, a lone surrogate); `errors` names each wrong field */
             400: {
                 headers: {
                     /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
@@ -3520,7 +3570,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description The request does not match the schema; `errors` names each wrong field */
+            /** @description The request does not match the schema, or holds text that cannot be stored as sent (a NUL character, a lone surrogate); `errors` names each wrong field */
             400: {
                 headers: {
                     /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
@@ -3656,7 +3706,7 @@ export interface operations {
                     "application/json": components["schemas"]["Task"];
                 };
             };
-            /** @description The request does not match the schema; `errors` names each wrong field */
+            /** @description The request does not match the schema, or holds text that cannot be stored as sent (a NUL character, a lone surrogate); `errors` names each wrong field */
             400: {
                 headers: {
                     /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
@@ -4156,7 +4206,7 @@ export interface operations {
                     "application/json": components["schemas"]["User"];
                 };
             };
-            /** @description The request does not match the schema; `errors` names each wrong field */
+            /** @description The request does not match the schema, or holds text that cannot be stored as sent (a NUL character, a lone surrogate); `errors` names each wrong field */
             400: {
                 headers: {
                     /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
@@ -4264,7 +4314,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description The request does not match the schema; `errors` names each wrong field */
+            /** @description The request does not match the schema, or holds text that cannot be stored as sent (a NUL character, a lone surrogate); `errors` names each wrong field */
             400: {
                 headers: {
                     /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
