@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto'
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import { Type, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import { pino } from 'pino'
+import Fastify, { type FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import { authenticator } from './auth/authenticate.js'
 import { externalVerifier } from './auth/external.js'
-import { loginLimit } from './auth/login-limit.js'
+import { requireUser } from './auth/guard.js'
 import { authRoutes } from './auth/routes.js'
 import { sessionQueries } from './auth/sessions.js'
 import type { TokenKeys } from './auth/tokens.js'
@@ -15,26 +14,27 @@ import type { Database } from './db/client.js'
 import { noticeFeed } from './events/feed.js'
 import { eventHub } from './events/hub.js'
 import { eventRoutes, ticketRoutes } from './events/routes.js'
-import { requireUser } from './http/auth-guard.js'
+import { ticketQueries } from './events/tickets.js'
 import { registerCors } from './http/cors.js'
+import { clientErrorHandler, frameworkErrors, noRoute, registerProblemHandlers } from './http/errors.js'
+import { healthRoutes } from './http/health.js'
 import { guardInput } from './http/input-guard.js'
-import { runEvery } from './http/jobs.js'
+import { requestLogger } from './http/logging.js'
 import { registerMetrics } from './http/metrics.js'
 import { registerOpenApi } from './http/openapi.js'
 import { routeTable } from './http/routes-table.js'
 import { validatorCompiler } from './http/validation.js'
-import { errorResponses } from './http/schemas.js'
-import { clientErrorHandler, frameworkErrors, noRoute, registerProblemHandlers } from './http/errors.js'
-import { databaseUnavailable } from './http/problem.js'
-import { batchedCounter, limitRequests, rateLimitQueries } from './http/rate-limit.js'
+import { runEvery } from './jobs/periodic.js'
+import { loginLimit } from './limits/login-limit.js'
+import { batchedCounter, limitRequests, rateLimitQueries } from './limits/rate-limit.js'
+import { projectQueries } from './projects/queries.js'
+import { projectRoutes } from './projects/routes.js'
 import { syncCursors } from './sync/cursor.js'
 import { syncQueries } from './sync/queries.js'
 import { syncRoutes } from './sync/routes.js'
 import { taskQueries } from './tasks/queries.js'
 import { taskRoutes } from './tasks/routes.js'
 import { taskTree } from './tasks/tree.js'
-import { projectQueries } from './projects/queries.js'
-import { projectRoutes } from './projects/routes.js'
 import { userQueries } from './users/queries.js'
 import { userRoutes } from './users/routes.js'
 
@@ -47,35 +47,6 @@ export interface Deps {
   eventHeartbeatMs?: number
 }
 
-/**
- * One access-log line per request, when it completes (method, path, status, time), where Fastify
- * writes two: the pair cost measurable CPU per request under load (issue 10).
- */
-class AccessLog extends LogController {
-  /** At debug level only: tests and operators chasing a hang can still see a request arrive. */
-  override incomingRequest (request: FastifyRequest): void {
-    request.log.debug({ req: request }, 'incoming request')
-  }
-
-  override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
-    const line = { req: request, res: reply, responseTime: reply.elapsedTime }
-    if (error) reply.log.error({ ...line, err: error }, 'request errored')
-    else reply.log.info(line, 'request completed')
-  }
-}
-
-/**
- * Standard output, written 4 KiB at a time (and at least every second) rather than one system call
- * per line: with a line per request, unbuffered logging cost a third of the throughput (mixed load on
- * PostgreSQL, 2,571 against 3,940 req/s with LOG_LEVEL=warn). Whatever is buffered is written on exit.
- */
-function bufferedStdout () {
-  const destination = pino.destination({ dest: 1, minLength: 4096, sync: false })
-  const timer = setInterval(() => { try { destination.flush() } catch { /* closed at exit */ } }, 1_000)
-  timer.unref()
-  return { destination, stop: () => clearInterval(timer) }
-}
-
 /** Longer than the longest parameter we accept (255), so that one is refused by its schema, with a 422/400. */
 const MAX_PARAM_LENGTH = 300
 
@@ -84,18 +55,9 @@ const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 
 export async function buildApp (config: Config, deps: Deps): Promise<FastifyInstance> {
   const { database, keys, logStream } = deps
-  const stdout = logStream ? undefined : bufferedStdout()
+  const logger = requestLogger(config.logLevel, logStream)
   const app = Fastify({
-    logger: {
-      level: config.logLevel,
-      stream: logStream ?? stdout!.destination,
-      // Bodies are never logged; these are the places a secret could still appear.
-      redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["idempotency-key"]'], censor: '[redacted]' },
-      serializers: {
-        // The query string can carry a token (SSE tickets): log the path only.
-        req: (req) => ({ method: req.method, url: req.url.split('?')[0], requestId: req.id, remoteAddress: req.ip }),
-      },
-    },
+    logger: logger.options,
     // A path parameter may be an identity provider's user id of up to 255 characters (classic routes).
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // request.ip: the socket's address, or X-Forwarded-For's only from the proxies TRUST_PROXY names.
@@ -106,7 +68,7 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
       const given = req.headers['x-request-id']
       return typeof given === 'string' && SANE_REQUEST_ID.test(given) ? given : randomUUID()
     },
-    logController: new AccessLog(),
+    logController: logger.controller,
     // Proto-poisoning keys in JSON are refused (400), not stripped.
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
@@ -115,7 +77,7 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
     frameworkErrors,
   }).withTypeProvider<TypeBoxTypeProvider>()
 
-  if (stdout) app.addHook('onClose', async () => { stdout.stop() })
+  app.addHook('onClose', async () => { logger.stop() })
   await registerCors(app, config.corsOrigins)
   app.setValidatorCompiler(validatorCompiler())
   app.removeContentTypeParser('text/plain') // JSON only: anything else is a 415
@@ -137,25 +99,7 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
 
   await registerOpenApi(app)
 
-  const HealthJson = Type.Object({ status: Type.Literal('ok') }, { title: 'Health', examples: [{ status: 'ok' }] })
-  app.get('/healthz', {
-    schema: { tags: ['operations'], operationId: 'health', summary: 'The process is up (no database check)', response: { 200: HealthJson } },
-  }, async () => ({ status: 'ok' as const }))
-  app.get('/readyz', {
-    schema: {
-      tags: ['operations'],
-      operationId: 'readiness',
-      summary: 'The database answers; 503 when it does not',
-      response: { 200: HealthJson, ...errorResponses([503, 'The database does not answer (type database-unavailable)']) },
-    },
-  }, async () => {
-    try {
-      await database.ping()
-    } catch {
-      throw databaseUnavailable('The database is not reachable')
-    }
-    return { status: 'ok' as const }
-  })
+  await app.register(healthRoutes, { database })
   // Before the feature scopes, so that its hooks count every route.
   const metrics = registerMetrics(app, { database, token: config.metricsToken })
 
@@ -167,6 +111,7 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
   const tree = taskTree(database, { changed: feed.announce })
   const projects = projectQueries(database, { changed: feed.announce, maxProjectsPerUser: config.projectsPerUserMax })
   const sync = syncQueries(database)
+  const tickets = ticketQueries(database)
   const limits = rateLimitQueries(database)
   const cursors = syncCursors(keys.secret, config.syncRetentionDays * 86_400_000)
 
@@ -181,7 +126,7 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
   const authenticate = authenticator({ keys, users, sessions, cache, external: externalVerifier(config.externalAuth) })
   /** A ticket stands for the principal that bought it, while that principal still stands. */
   const redeemTicket = async (ticket: string) => {
-    const principal = await sync.useTicket(ticket)
+    const principal = await tickets.use(ticket)
     return principal && await authenticate.stillValid(principal) ? principal : undefined
   }
 
@@ -190,7 +135,7 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
     'idempotency keys': () => tasks.pruneIdempotencyKeys(),
     'rate-limit counters': () => limits.prune(),
     'the change log': () => sync.prune(config.syncRetentionDays),
-    'event tickets': () => sync.pruneTickets(),
+    'event tickets': () => tickets.prune(),
   })
 
   // Counters in PostgreSQL: every process on the database enforces the same limits.
@@ -220,7 +165,7 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
       await signedIn.register(taskRoutes, { tasks, tree })
       await signedIn.register(projectRoutes, { projects })
       await signedIn.register(syncRoutes, { sync, cursors })
-      await signedIn.register(ticketRoutes, { sync })
+      await signedIn.register(ticketRoutes, { tickets })
       await signedIn.register(eventRoutes, { sync, cursors, hub, heartbeatMs: deps.eventHeartbeatMs })
     })
   }, { prefix: '/api/v1' })

@@ -2,7 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { emailTaken, refreshTokenReused, sessionEnded, unauthorized } from '../http/problem.js'
 import { errorResponses, sendEmpty } from '../http/schemas.js'
 import type { UserQueries } from '../users/queries.js'
-import type { LoginLimit } from './login-limit.js'
+import type { LoginLimit } from '../limits/login-limit.js'
 import { toUserJson } from '../users/schemas.js'
 import { hashPassword, verifyPassword } from './passwords.js'
 import { LoginBody, RefreshBody, RegisterBody, SessionJson, TokenPairJson } from './schemas.js'

@@ -5,6 +5,7 @@ import type { SyncCursors } from '../sync/cursor.js'
 import type { SyncQueries } from '../sync/queries.js'
 import type { EventHub } from './hub.js'
 import { ChangeStream } from './stream.js'
+import { TICKET_SECONDS, type TicketQueries } from './tickets.js'
 
 export interface EventRoutesOptions {
   sync: SyncQueries
@@ -90,7 +91,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
   })
 }
 
-export const ticketRoutes: FastifyPluginAsyncTypebox<{ sync: SyncQueries }> = async (app, { sync }) => {
+export const ticketRoutes: FastifyPluginAsyncTypebox<{ tickets: TicketQueries }> = async (app, { tickets }) => {
   app.post('/events/tickets', {
     schema: {
       tags: ['sync'],
@@ -100,6 +101,6 @@ export const ticketRoutes: FastifyPluginAsyncTypebox<{ sync: SyncQueries }> = as
       response: { 201: EventTicketJson, ...errorResponses(401) },
     },
   }, async (request, reply) => {
-    return reply.code(201).send({ ticket: await sync.createTicket(request.principal!), expiresIn: 60 })
+    return reply.code(201).send({ ticket: await tickets.create(request.principal!), expiresIn: TICKET_SECONDS })
   })
 }

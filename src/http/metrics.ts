@@ -5,7 +5,7 @@ import type { Database } from '../db/client.js'
 import { toProblem } from './errors.js'
 import { forbidden, ProblemType, unauthorized } from './problem.js'
 import { errorResponses } from './schemas.js'
-import type { LimitName } from './rate-limit.js'
+import type { LimitName } from '../limits/rate-limit.js'
 
 export interface Metrics {
   /** Counts a request refused by a rate limit. */

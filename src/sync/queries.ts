@@ -1,5 +1,3 @@
-import { createHash, randomBytes } from 'node:crypto'
-import type { Principal } from '../auth/authenticate.js'
 import type { Database } from '../db/client.js'
 import { queryOne, statement } from '../db/sql.js'
 import { jsonObject } from '../db/rows.js'
@@ -35,8 +33,6 @@ export interface ChangePage {
   changes: ChangeOut[]
   hasMore: boolean
 }
-
-const hashTicket = (ticket: string) => createHash('sha256').update(ticket).digest('hex')
 
 const POSITION = statement('select change_seq as "changeSeq", sync_floor_seq as "syncFloorSeq" from users where id = $1')
 // One row shape for the three kinds of change: a task's columns (null for the others), a project
@@ -75,11 +71,6 @@ const PRUNE = statement(`
     returning u.id
   )
   select (select count(*) from pruned)::int as pruned, (select count(*) from floors)::int as users`)
-const INSERT_TICKET = statement(`insert into event_tickets (ticket_hash, user_id, session_id, token_expires_at, expires_at)
-  values ($1, $2, $3, $4::timestamptz, now() + interval '60 seconds')`)
-const USE_TICKET = statement(`delete from event_tickets where ticket_hash = $1 and expires_at > now()
-  returning user_id as "userId", session_id as "sessionId", token_expires_at as "tokenExpiresAt"`)
-const PRUNE_TICKETS = statement('delete from event_tickets where expires_at <= now()')
 
 export function syncQueries (db: Database) {
   return {
@@ -104,30 +95,6 @@ export function syncQueries (db: Database) {
     /** Runs from a timer, never in a request; returns how many changes went. */
     async prune (retentionDays: number): Promise<number> {
       return (await queryOne<{ pruned: number }>(db, PRUNE, [retentionDays * 86_400]))?.pruned ?? 0
-    },
-
-    /**
-     * A single-use ticket for `GET /events?ticket=`, valid 60 seconds, standing for the principal that
-     * bought it: its stream ends with that token's session and expiry. Only its hash is stored.
-     */
-    async createTicket (principal: Principal): Promise<string> {
-      const ticket = randomBytes(32).toString('base64url')
-      await db.query(INSERT_TICKET, [hashTicket(ticket), principal.userId, principal.sessionId ?? null,
-        new Date(principal.expiresAt).toISOString()])
-      return ticket
-    },
-
-    /** The principal of a ticket, once: the ticket is deleted as it is used. */
-    async useTicket (ticket: string): Promise<Principal | undefined> {
-      const row = await queryOne<{ userId: string, sessionId: string | null, tokenExpiresAt: string | null }>(db, USE_TICKET, [hashTicket(ticket)])
-      if (!row) return undefined
-      // Tickets bought before they carried the token's expiry: the longest an access token lives.
-      const expiresAt = row.tokenExpiresAt === null ? Date.now() + 15 * 60_000 : Date.parse(row.tokenExpiresAt)
-      return { userId: row.userId, sessionId: row.sessionId ?? undefined, expiresAt }
-    },
-
-    async pruneTickets (): Promise<void> {
-      await db.query(PRUNE_TICKETS)
     },
   }
 }

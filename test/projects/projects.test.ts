@@ -1,7 +1,7 @@
 import { MAX_KEY_LENGTH } from '../../src/db/position.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildTestApp, expectProblem, testDatabases, type Account, type TestApp } from '../helpers.js'
-import { api, COLORS, compareBytes, etagOf, expectPositionOrder, expectProblemAt, ids, MISSING_ID, PROBLEM, PROJECT_FIELDS, sameProblem, sorted, type Json } from './support.js'
+import { api, COLORS, compareBytes, etagOf, expectPositionOrder, expectProblemAt, ids, MISSING_ID, PROBLEM, PROJECT_FIELDS, sameProblem, sorted, type Json } from '../resources.js'
 
 describe.each(testDatabases)('/api/v1/projects on $name', (target) => {
   let t: TestApp

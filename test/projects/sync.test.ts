@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildTestApp, testDatabases, type Account, type TestApp } from '../helpers.js'
 import { asStream, get, json, portOf } from '../events/sse.js'
-import { api, COLORS, ids, sorted, type Json } from './support.js'
+import { api, COLORS, ids, sorted, type Json } from '../resources.js'
 
 const keyOf = (change: Json): string => {
   if (change.type !== 'task' && change.type !== 'project') throw new Error(`a change without a known type: ${JSON.stringify(change)}`)

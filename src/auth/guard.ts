@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { Authenticate, Principal } from '../auth/authenticate.js'
-import { unauthorized, type Problem } from './problem.js'
+import type { Authenticate, Principal } from './authenticate.js'
+import { unauthorized, type Problem } from '../http/problem.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {

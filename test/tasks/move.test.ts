@@ -1,7 +1,7 @@
 import { MAX_KEY_LENGTH } from '../../src/db/position.js'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildTestApp, expectProblem, testDatabases, type Account, type TestApp } from '../helpers.js'
-import { api, compareBytes, etagOf, expectPositionOrder, expectProblemAt, ids, MISSING_ID, pathsOf, PROBLEM, sameProblem, sorted, type Json } from './support.js'
+import { api, compareBytes, etagOf, expectPositionOrder, expectProblemAt, ids, MISSING_ID, pathsOf, PROBLEM, sameProblem, sorted, type Json } from '../resources.js'
 
 describe.each(testDatabases)('POST /api/v1/tasks/{id}/move on $name', (target) => {
   let t: TestApp

@@ -1,6 +1,6 @@
 import type { FastifyReply } from 'fastify'
 import { rateLimited } from '../http/problem.js'
-import { decide, setLimitHeaders, type OnRateLimited, type RateLimitQueries } from '../http/rate-limit.js'
+import { decide, setLimitHeaders, type OnRateLimited, type RateLimitQueries } from './rate-limit.js'
 
 export interface LoginLimitOptions {
   /** Failed password checks allowed per account and per client address in one window; 0 switches this off. */

@@ -2,7 +2,7 @@ import type { LightMyRequestResponse } from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../../src/config.js'
 import { statement } from '../../src/db/sql.js'
-import { batchedCounter, rateLimitQueries } from '../../src/http/rate-limit.js'
+import { batchedCounter, rateLimitQueries } from '../../src/limits/rate-limit.js'
 import { buildTestApp, expectProblem, PASSWORD, testDatabases, uniqueEmail, type TestApp } from '../helpers.js'
 
 const RATE_LIMITED = 'urn:problem-type:taskbase:rate-limited'

@@ -1,8 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Database } from '../db/client.js'
 import { queryOne, statement } from '../db/sql.js'
-import { rateLimited, type Problem } from './problem.js'
-import { errorResponses } from './schemas.js'
+import { rateLimited, type Problem } from '../http/problem.js'
+import { errorResponses } from '../http/schemas.js'
 
 /** Where a key stands in its window after a hit (or a look). */
 export interface LimitState {

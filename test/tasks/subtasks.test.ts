@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildTestApp, expectProblem, testDatabases, type Account, type TestApp } from '../helpers.js'
-import { api, compareBytes, etagOf, expectPositionOrder, expectProblemAt, ids, MISSING_ID, PROBLEM, queryString, sameProblem, sorted, type Json } from './support.js'
+import { api, compareBytes, etagOf, expectPositionOrder, expectProblemAt, ids, MISSING_ID, PROBLEM, queryString, sameProblem, sorted, type Json } from '../resources.js'
 
 describe.each(testDatabases)('tasks in projects, and subtasks, on $name', (target) => {
   let t: TestApp

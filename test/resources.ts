@@ -1,8 +1,8 @@
 import { expect } from 'vitest'
-import { expectProblem, type Account, type TestApp } from '../helpers.js'
+import { expectProblem, type Account, type TestApp } from './helpers.js'
 
 // ---------------------------------------------------------------------------------------------
-// Helpers for the projects / subtasks / manual order tests. Everything goes through HTTP.
+// Acting on projects and tasks through HTTP, for the tests of projects, subtasks and moves.
 // ---------------------------------------------------------------------------------------------
 
 export type Json = Record<string, any>
