@@ -4,7 +4,7 @@ import { databaseSecret, embeddedSecret } from './auth/secret.js'
 import type { TokenKeys } from './auth/tokens.js'
 import { ConfigError, loadConfig, type Config } from './config.js'
 import { openPostgres, startEmbedded, type Database } from './db/client.js'
-import { DataDirLockedError, lockDataDir } from './db/lock.js'
+import { DataDirLockedError, lockDataDir } from './db/data-dir-lock.js'
 
 /** How long SIGTERM waits for requests in flight before the remaining connections are cut. */
 const DRAIN_MS = 8_000

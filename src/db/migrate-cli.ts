@@ -2,7 +2,7 @@
 // DATA_DIR, then exits. The server does the same on start; this is for deploy pipelines.
 import { loadConfig } from '../config.js'
 import { openEmbedded, openPostgres } from './client.js'
-import { lockDataDir } from './lock.js'
+import { lockDataDir } from './data-dir-lock.js'
 
 const config = loadConfig()
 const release = config.databaseUrl === undefined ? lockDataDir(config.dataDir) : () => {}
