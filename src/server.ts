@@ -39,7 +39,7 @@ async function serve (config: Config): Promise<void> {
   let releaseLock = () => {}
   let database: Database
   if (config.databaseUrl === undefined) {
-    releaseLock = lockDataDir(config.dataDir)
+    releaseLock = await lockDataDir(config.dataDir)
     database = startEmbedded(config.dataDir)
   } else {
     database = await openPostgres({

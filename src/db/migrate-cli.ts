@@ -5,7 +5,7 @@ import { openEmbedded, openPostgres } from './client.js'
 import { lockDataDir } from './data-dir-lock.js'
 
 const config = loadConfig()
-const release = config.databaseUrl === undefined ? lockDataDir(config.dataDir) : () => {}
+const release = config.databaseUrl === undefined ? await lockDataDir(config.dataDir) : () => {}
 const database = config.databaseUrl === undefined
   ? await openEmbedded(config.dataDir)
   : await openPostgres({ url: config.databaseUrl, poolSize: 1 })
