@@ -106,6 +106,9 @@ function isOriginPattern (value: string): boolean {
   return isOrigin(base) && isIP(new URL(base).hostname.replace(/^\[|\]$/g, '')) === 0
 }
 
+/** The shortest HS256 signing secret taskbase signs with, whether set in JWT_SECRET or kept for it. */
+export const SIGNING_SECRET_MIN_BYTES = 32
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
 export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
@@ -144,8 +147,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   }
 
   const jwtSecret = env.JWT_SECRET || undefined
-  if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret) < 32) {
-    problems.push('JWT_SECRET must be at least 32 bytes; generate one with: openssl rand -base64 48')
+  if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret) < SIGNING_SECRET_MIN_BYTES) {
+    problems.push(`JWT_SECRET must be at least ${SIGNING_SECRET_MIN_BYTES} bytes; generate one with: openssl rand -base64 48`)
   }
 
   const jwksUrl = env.AUTH_JWKS_URL || undefined

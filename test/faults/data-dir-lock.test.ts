@@ -143,7 +143,7 @@ describe('the data directory lock, with real server processes', () => {
     const second = await startServer({ DATA_DIR: dataDir })
     servers.push(second)
     const code = await within(second.exited, 20_000, 'the second server to exit')
-    expect(code).not.toBe(0)
+    expect(code).toBe(2)
     expect(second.output()).toContain(`The data directory ${dataDir} is in use by another taskbase process (pid ${first.pid})`)
     expect(second.output()).not.toMatch(/^\s+at /m)
     expect((await fetch(`${first.base}/healthz`)).status).toBe(200)
