@@ -1,22 +1,17 @@
 import cluster from 'node:cluster'
 import closeWithGrace from 'close-with-grace'
 import type { FastifyInstance } from 'fastify'
-import { databaseSecret, embeddedSecret, StoredSecretError } from './auth/secret.js'
+import { databaseSecret, embeddedSecret } from './auth/secret.js'
 import type { TokenKeys } from './auth/tokens.js'
-import { ConfigError, loadConfig, type Config } from './config.js'
+import { loadConfig, type Config } from './config.js'
 import { openPostgres, startEmbedded, type Database } from './db/client.js'
-import { DataDirLockedError, lockDataDir } from './db/data-dir-lock.js'
+import { lockDataDir } from './db/data-dir-lock.js'
+import { exitAfterFailedStart, EXIT_REFUSED } from './start-errors.js'
 
 /** How long SIGTERM waits for requests in flight before the remaining connections are cut. */
 const DRAIN_MS = 8_000
 /** After this, the process exits whatever is still running. */
 const SHUTDOWN_MS = 10_000
-/**
- * The exit code of a start refused for what the operator must fix: the configuration, a data
- * directory in use, a kept signing secret too short. Anything else that stops a start (a database
- * that cannot be reached) exits 1, as a crash does.
- */
-const EXIT_REFUSED = 2
 
 function tokenKeys (config: Config, secret: string): TokenKeys {
   return {
@@ -159,11 +154,4 @@ async function main (): Promise<void> {
   else await serve(config)
 }
 
-main().catch((error: unknown) => {
-  if (error instanceof ConfigError || error instanceof DataDirLockedError || error instanceof StoredSecretError) {
-    console.error(error.message) // the message says what to fix; a stack trace would only bury it
-    process.exit(EXIT_REFUSED)
-  }
-  console.error('taskbase failed to start:', error instanceof Error ? error.message : error)
-  process.exit(1)
-})
+main().catch((error: unknown) => exitAfterFailedStart(error, 'taskbase failed to start'))

@@ -1,10 +1,13 @@
+import { spawn } from 'node:child_process'
 import { rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import pg from 'pg'
 import { afterAll, describe, expect, it } from 'vitest'
 import { openPostgres } from '../../src/db/client.js'
+import { lockDataDir } from '../../src/db/data-dir-lock.js'
 import {
-  freePort, removeDir, SHARED_URL, startServer, stopServer, tempDir, throwawayDatabase, waitUntilUp, within, type ServerProcess,
+  freePort, removeDir, serverEnv, SHARED_URL, startServer, stopServer, tempDir, throwawayDatabase, waitUntilUp, within,
+  type ServerProcess,
 } from './support.js'
 
 /**
@@ -73,6 +76,39 @@ describe('a start refused for what the operator must fix', () => {
     expect(code).toBe(1)
     expect(output).toMatch(/^taskbase failed to start: .*ECONNREFUSED/m)
     expect(output).not.toMatch(STACK_FRAME)
+  })
+
+  describe('npm run db:migrate', () => {
+    const migrate = async (env: Record<string, string>) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/db/migrate-cli.ts'], { env: serverEnv(0, env), stdio: ['ignore', 'pipe', 'pipe'] })
+      let output = ''
+      child.stdout.on('data', (d) => { output += d })
+      child.stderr.on('data', (d) => { output += d })
+      const code = await within(new Promise<number | null>((resolve) => child.on('exit', resolve)), 30_000, 'db:migrate to exit')
+      return { code, output }
+    }
+
+    it('refuses a bad configuration the same way: the message alone, exit 2', async () => {
+      const dataDir = await tempDir('migrate')
+      dirs.push(dataDir)
+      const { code, output } = await migrate({ PORT: 'abc', DATA_DIR: dataDir })
+      expect(code).toBe(2)
+      expect(output.trim().split('\n')).toEqual(['Invalid configuration:', '- PORT must be a whole number from 0 to 65535, got "abc"'])
+    })
+
+    it('refuses a data directory in use, naming its holder, exit 2', async () => {
+      const dataDir = await tempDir('migrate-locked')
+      dirs.push(dataDir)
+      const release = await lockDataDir(dataDir) // held by this test runner, as a server would hold it
+      try {
+        const { code, output } = await migrate({ DATA_DIR: dataDir })
+        expect(code).toBe(2)
+        expect(output).toContain(`The data directory ${dataDir} is in use by another taskbase process (pid ${process.pid})`)
+        expect(output).not.toMatch(STACK_FRAME)
+      } finally {
+        release()
+      }
+    })
   })
 
   describe.skipIf(!SHARED_URL)('on a server database', () => {
