@@ -132,7 +132,7 @@ describe('the data directory lock, with real server processes', () => {
       cut: rounds.reduce((n, r) => n + r.cut, 0),
       upMs: rounds.map((r) => r.upMs),
     })}`)
-  }, 150_000) // eleven starts from source: 110 s measured at a load average of 7 on 2 cores
+  }, 150_000) // eleven starts from source, on 2 cores: 49 s at a load average of 3, 110 s at 7
 
   it('refuses a second server on a data directory in use, naming the holder, with no stack trace', async () => {
     const dataDir = await tempDir('locked')
