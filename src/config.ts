@@ -42,8 +42,9 @@ export interface Config {
   /** When set, /metrics requires `Authorization: Bearer <token>`; unset, it answers loopback only. */
   readonly metricsToken: string | undefined
   /**
-   * Origins whose browser front ends may call the API (CORS): exact origins, or `*` for any; empty
-   * means none (no CORS headers at all).
+   * Origins whose browser front ends may call the API (CORS): exact origins, patterns such as
+   * `https://*.example.com` (any subdomain of example.com), or `*` for any; empty means none (no
+   * CORS headers at all).
    */
   readonly corsOrigins: readonly string[]
   /** Tasks one user may hold; a create past it is a 409 problem. */
@@ -84,6 +85,8 @@ function isProxyAddress (entry: string): boolean {
 
 /** `https://app.example.com` or `http://localhost:3000`: what a browser sends in Origin. */
 function isOrigin (value: string): boolean {
+  // The URL parser takes * in a host name, where it would match nothing but itself.
+  if (value.includes('*')) return false
   try {
     const url = new URL(value)
     return (url.protocol === 'http:' || url.protocol === 'https:') && url.origin === value
@@ -91,6 +94,20 @@ function isOrigin (value: string): boolean {
     return false
   }
 }
+
+/**
+ * `https://*.example.com`: any subdomain of example.com at any depth (not example.com itself), over
+ * that scheme and on that port. The wildcard is only ever the leftmost label, over a domain name.
+ */
+function isOriginPattern (value: string): boolean {
+  const match = /^(https?):\/\/\*\.([^*]+)$/.exec(value)
+  if (!match) return false
+  const base = `${match[1]}://${match[2]}`
+  return isOrigin(base) && isIP(new URL(base).hostname.replace(/^\[|\]$/g, '')) === 0
+}
+
+/** The shortest HS256 signing secret taskbase signs with, whether set in JWT_SECRET or kept for it. */
+export const SIGNING_SECRET_MIN_BYTES = 32
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
@@ -130,8 +147,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   }
 
   const jwtSecret = env.JWT_SECRET || undefined
-  if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret) < 32) {
-    problems.push('JWT_SECRET must be at least 32 bytes; generate one with: openssl rand -base64 48')
+  if (jwtSecret !== undefined && Buffer.byteLength(jwtSecret) < SIGNING_SECRET_MIN_BYTES) {
+    problems.push(`JWT_SECRET must be at least ${SIGNING_SECRET_MIN_BYTES} bytes; generate one with: openssl rand -base64 48`)
   }
 
   const jwksUrl = env.AUTH_JWKS_URL || undefined
@@ -186,9 +203,11 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
   }
 
   const corsOrigins = (env.CORS_ORIGINS ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '')
-  const badOrigins = corsOrigins.filter((o) => o !== '*' && !isOrigin(o))
+  const badOrigins = corsOrigins.filter((o) => o !== '*' && !isOrigin(o) && !isOriginPattern(o))
   if (badOrigins.length > 0) {
-    problems.push(`CORS_ORIGINS must be * or a comma-separated list of origins such as https://app.example.com,http://localhost:3000 (scheme, host and port only, no path); "${badOrigins.join(', ')}" is not one`)
+    problems.push('CORS_ORIGINS must be * or a comma-separated list of origins such as https://app.example.com,http://localhost:3000 ' +
+      '(scheme, host and port only, no path); an origin may start with *. to allow every subdomain of a domain (https://*.example.com), ' +
+      `and * appears nowhere else; "${badOrigins.join(', ')}" is not one`)
   }
   if (corsOrigins.includes('*') && corsOrigins.length > 1) problems.push('CORS_ORIGINS is either * or a list of origins, not both')
 

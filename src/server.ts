@@ -1,10 +1,12 @@
 import cluster from 'node:cluster'
 import closeWithGrace from 'close-with-grace'
+import type { FastifyInstance } from 'fastify'
 import { databaseSecret, embeddedSecret } from './auth/secret.js'
 import type { TokenKeys } from './auth/tokens.js'
-import { ConfigError, loadConfig, type Config } from './config.js'
+import { loadConfig, type Config } from './config.js'
 import { openPostgres, startEmbedded, type Database } from './db/client.js'
-import { DataDirLockedError, lockDataDir } from './db/lock.js'
+import { lockDataDir } from './db/data-dir-lock.js'
+import { exitAfterFailedStart, EXIT_REFUSED } from './start-errors.js'
 
 /** How long SIGTERM waits for requests in flight before the remaining connections are cut. */
 const DRAIN_MS = 8_000
@@ -39,7 +41,7 @@ async function serve (config: Config): Promise<void> {
   let releaseLock = () => {}
   let database: Database
   if (config.databaseUrl === undefined) {
-    releaseLock = lockDataDir(config.dataDir)
+    releaseLock = await lockDataDir(config.dataDir)
     database = startEmbedded(config.dataDir)
   } else {
     database = await openPostgres({
@@ -58,10 +60,19 @@ async function serve (config: Config): Promise<void> {
   // took ~3.3 s.
   const migrated = database.migrate()
   migrated.catch(() => {}) // awaited below, once the app is built
-  const { buildApp } = await import('./app.js')
-  const secret = await signingSecret(config, database, migrated)
-  const app = await buildApp(config, { database, keys: tokenKeys(config, secret) })
-  await migrated
+  let app: FastifyInstance
+  try {
+    const { buildApp } = await import('./app.js')
+    const secret = await signingSecret(config, database, migrated)
+    app = await buildApp(config, { database, keys: tokenKeys(config, secret) })
+    await migrated
+  } catch (error) {
+    // A refused start still closes the database: PGlite then needs no recovery at the next start.
+    await migrated.catch(() => {})
+    await database.close().catch(() => {})
+    releaseLock()
+    throw error
+  }
 
   let closing = false
   // Answers sent while draining close their connection. A keep-alive connection that was busy when
@@ -121,7 +132,7 @@ function supervise (config: Config): void {
   cluster.on('exit', (worker, code, signal) => {
     if (!stopping && !listened.has(worker.id)) {
       earlyLog.warn({ workerPid: worker.process.pid, code, signal }, 'a server process failed to start; stopping')
-      stop('SIGTERM', 1)
+      stop('SIGTERM', code === EXIT_REFUSED ? EXIT_REFUSED : 1) // its message is on stderr already
     }
     if (stopping) {
       if (Object.keys(cluster.workers ?? {}).length === 0) process.exit()
@@ -135,20 +146,12 @@ function supervise (config: Config): void {
   for (let i = 0; i < config.workers; i++) cluster.fork()
 }
 
-function main (): Promise<void> {
+// Async, so that loadConfig's error rejects into the handler below rather than escaping as an
+// uncaught exception (a stack trace, exit 1).
+async function main (): Promise<void> {
   const config = loadConfig()
-  if (config.workers > 1 && cluster.isPrimary) {
-    supervise(config)
-    return Promise.resolve()
-  }
-  return serve(config)
+  if (config.workers > 1 && cluster.isPrimary) supervise(config)
+  else await serve(config)
 }
 
-main().catch((error: unknown) => {
-  if (error instanceof ConfigError || error instanceof DataDirLockedError) {
-    console.error(error.message)
-  } else {
-    console.error('taskbase failed to start:', error instanceof Error ? error.message : error)
-  }
-  process.exit(1)
-})
+main().catch((error: unknown) => exitAfterFailedStart(error, 'taskbase failed to start'))

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads'
-import type { Database } from './client.js'
+import type { Database } from './database.js'
 import { NOTIFY_EACH } from './shared.js'
 import type { Sql } from './sql.js'
 

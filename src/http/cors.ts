@@ -6,6 +6,25 @@ const ALLOWED_HEADERS = ['authorization', 'content-type', 'if-match', 'if-none-m
 /** The response headers a front end reads. */
 const EXPOSED_HEADERS = ['ETag', 'Location', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'X-Request-Id', 'Idempotent-Replayed']
 
+/** One or more host labels, as a browser serializes them in Origin (lower case, IDNs in punycode). */
+const SUBDOMAIN = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/
+
+/**
+ * Whether a browser's Origin is on the list: an exact origin, or under a pattern such as
+ * `https://*.example.com` (validated by loadConfig), which takes any subdomain at any depth with
+ * the same scheme and port, and not the domain itself.
+ */
+export function originMatcher (origins: readonly string[]): (origin: string) => boolean {
+  const exact = new Set(origins.filter((o) => !o.includes('*')))
+  const patterns = origins.filter((o) => o.includes('://*.')).map((pattern) => {
+    const [scheme, domainAndPort] = pattern.split('://*') as [string, string] // 'https', '.example.com:8443'
+    return { prefix: `${scheme}://`, suffix: domainAndPort }
+  })
+  return (origin) => exact.has(origin) || patterns.some(({ prefix, suffix }) =>
+    origin.startsWith(prefix) && origin.endsWith(suffix) &&
+    SUBDOMAIN.test(origin.slice(prefix.length, origin.length - suffix.length)))
+}
+
 /**
  * Cross-origin calls from the listed origins (`*`: any). Tokens travel in the Authorization header,
  * never in cookies, so credentials mode is never allowed: there is no CSRF to defend against. Any
@@ -14,12 +33,12 @@ const EXPOSED_HEADERS = ['ETag', 'Location', 'Retry-After', 'RateLimit-Limit', '
  */
 export async function registerCors (app: FastifyInstance, origins: readonly string[]): Promise<void> {
   if (origins.length === 0) return
-  const allowed = new Set(origins)
-  const any = allowed.has('*')
+  const any = origins.includes('*')
+  const allowed = originMatcher(origins)
   await app.register(cors, {
     origin: (origin, callback) => {
       if (origin === undefined) callback(null, false) // not a cross-origin browser request
-      else callback(null, any ? '*' : allowed.has(origin) ? origin : false)
+      else callback(null, any ? '*' : allowed(origin) ? origin : false)
     },
     credentials: false,
     methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],

@@ -64,24 +64,29 @@ export interface ServerProcess {
   signal: NodeJS.Signals | null
 }
 
+/** The server's environment in the fault tests: ours, on `port`, embedded, then `env` on top. */
+export function serverEnv (port: number, env: Record<string, string>): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    DATABASE_URL: '',
+    JWT_SECRET: '',
+    // Fault tests send a few thousand requests from one address and account: the limits are
+    // tested elsewhere and would only turn answers into 429s here.
+    RATE_LIMIT_API_PER_MINUTE: '0',
+    RATE_LIMIT_AUTH_PER_MINUTE: '0',
+    RATE_LIMIT_LOGIN_FAILURES: '0',
+    ...env,
+  }
+}
+
 /** `node --import tsx src/server.ts`, as `npm start` runs it but from source. */
 export async function startServer (env: Record<string, string>): Promise<ServerProcess> {
   const port = await freePort()
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    env: {
-      ...process.env,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'warn',
-      DATABASE_URL: '',
-      JWT_SECRET: '',
-      // Fault tests send a few thousand requests from one address and account: the limits are
-      // tested elsewhere and would only turn answers into 429s here.
-      RATE_LIMIT_API_PER_MINUTE: '0',
-      RATE_LIMIT_AUTH_PER_MINUTE: '0',
-      RATE_LIMIT_LOGIN_FAILURES: '0',
-      ...env,
-    },
+    env: serverEnv(port, env),
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let output = ''

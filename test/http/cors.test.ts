@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ConfigError, loadConfig } from '../../src/config.js'
+import { originMatcher } from '../../src/http/cors.js'
 import { buildTestApp, expectProblem, testDatabases, type Account, type TestApp } from '../helpers.js'
 import { asStream, get, portOf } from '../events/sse.js'
 
@@ -16,9 +17,35 @@ describe('CORS_ORIGINS', () => {
     expect(loadConfig({ CORS_ORIGINS: 'https://app.example.com, http://localhost:3000' }).corsOrigins)
       .toEqual(['https://app.example.com', 'http://localhost:3000'])
     expect(loadConfig({ CORS_ORIGINS: '*' }).corsOrigins).toEqual(['*'])
-    for (const bad of ['https://app.example.com/', 'https://app.example.com/path', 'ftp://x.example', 'localhost:3000', '*,https://a.example']) {
+    for (const bad of ['https://app.example.com/', 'https://app.example.com/path', 'ftp://x.example', 'localhost:3000', '*,https://a.example', 'null']) {
       expect(() => loadConfig({ CORS_ORIGINS: bad }), bad).toThrow(ConfigError)
     }
+  })
+
+  it('takes a leading *. as every subdomain of a domain, and refuses * anywhere else', () => {
+    expect(loadConfig({ CORS_ORIGINS: 'https://*.example.com,http://*.localhost:3000,https://app.example.org' }).corsOrigins)
+      .toEqual(['https://*.example.com', 'http://*.localhost:3000', 'https://app.example.org'])
+    const bad = ['https://app.*.example.com', 'https://*example.com', 'https://*.*.example.com', 'https://**.example.com', 'https://*',
+      '*.example.com', 'https://*.example.com/', 'https://*.127.0.0.1', 'https://*.[::1]', 'ftp://*.example.com', 'https://app.example.*']
+    for (const entry of bad) {
+      expect(() => loadConfig({ CORS_ORIGINS: entry }), entry).toThrow(/CORS_ORIGINS .*start with \*\. to allow every subdomain of a domain \(https:\/\/\*\.example\.com\)/)
+    }
+  })
+})
+
+describe('a CORS_ORIGINS pattern', () => {
+  const allowed = originMatcher(['https://*.example.com', 'http://*.localhost:3000'])
+  it.each(['https://app.example.com', 'https://a.b.example.com', 'https://xn--bcher-kva.example.com', 'http://app.localhost:3000'])('allows %s', (origin) => {
+    expect(allowed(origin)).toBe(true)
+  })
+  it.each([
+    'https://example.com', // the domain itself
+    'http://app.example.com', // another scheme
+    'https://app.example.com:8443', // another port
+    'https://evilexample.com', 'https://app.example.com.evil.net', 'https://evil.net/.example.com', 'https://evil.net:1@x.example.com',
+    'https://.example.com', 'http://app.localhost', 'http://app.localhost:30000', 'null',
+  ])('does not allow %s', (origin) => {
+    expect(allowed(origin)).toBe(false)
   })
 })
 
@@ -80,6 +107,25 @@ describe.each(testDatabases)('CORS on $name', (target) => {
     const task = await t.createTask(alice, { title: 'seen cross-origin' })
     expect(JSON.parse((await stream.nextEvent()).data).id).toBe(task.id)
     stream.close()
+  })
+
+  it('answers a subdomain of a CORS_ORIGINS pattern with its own origin, and nothing to the domain itself', async () => {
+    const subdomains = await buildTestApp(target, { database: t.database, env: { CORS_ORIGINS: 'https://*.example.com' } })
+    try {
+      const pre = await preflight(subdomains, '/api/v1/tasks', 'https://tasks.team.example.com')
+      expect(pre.statusCode).toBe(204)
+      expect(pre.headers['access-control-allow-origin']).toBe('https://tasks.team.example.com')
+      expect(pre.headers.vary).toContain('Origin')
+      const actual = await subdomains.inject({ url: '/api/v1/tasks', headers: { ...alice.headers, origin: 'https://app.example.com' } })
+      expect(actual.statusCode).toBe(200)
+      expect(actual.headers['access-control-allow-origin']).toBe('https://app.example.com')
+      for (const origin of ['https://example.com', 'http://app.example.com', 'https://app.example.com.evil.net']) {
+        const res = await subdomains.inject({ url: '/api/v1/tasks', headers: { ...alice.headers, origin } })
+        expect(Object.keys(res.headers).filter((h) => h.startsWith('access-control-')), origin).toEqual([])
+      }
+    } finally {
+      await subdomains.app.close()
+    }
   })
 
   it('answers * with no credentials when CORS_ORIGINS=*', async () => {
