@@ -43,7 +43,7 @@ export interface Deps {
   keys: TokenKeys
   /** Where log lines go; standard output when omitted. Tests pass a stream to read them. */
   logStream?: { write (line: string): void }
-  /** Comment lines on idle event streams; 15 s unless a test wants them sooner. */
+  /** Comment lines on idle event streams this often, in place of EVENT_HEARTBEAT_SECONDS (a test wanting them sooner). */
   eventHeartbeatMs?: number
 }
 
@@ -166,7 +166,7 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
       await signedIn.register(projectRoutes, { projects })
       await signedIn.register(syncRoutes, { sync, cursors })
       await signedIn.register(ticketRoutes, { tickets })
-      await signedIn.register(eventRoutes, { sync, cursors, hub, heartbeatMs: deps.eventHeartbeatMs })
+      await signedIn.register(eventRoutes, { sync, cursors, hub, heartbeatMs: deps.eventHeartbeatMs ?? config.eventHeartbeatMs })
     })
   }, { prefix: '/api/v1' })
 

@@ -53,6 +53,8 @@ export interface Config {
   readonly projectsPerUserMax: number
   /** Event streams one user may hold open at once, per process; the next is a 429. */
   readonly eventStreamsPerUser: number
+  /** A comment line on an idle event stream this often, so that proxies do not close it. */
+  readonly eventHeartbeatMs: number
   /** Server processes (node:cluster) on a server database; the embedded database is always one. */
   readonly workers: number
   /** Named prepared statements on a server database: `auto` uses them unless behind a transaction pooler. */
@@ -249,6 +251,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     }),
     metricsToken,
     eventStreamsPerUser: integer('EVENT_STREAMS_PER_USER', 10, 1, 10_000),
+    eventHeartbeatMs: integer('EVENT_HEARTBEAT_SECONDS', 15, 1, 300) * 1000,
     tasksPerUserMax: integer('TASKS_PER_USER_MAX', 100_000, 1, 100_000_000),
     projectsPerUserMax: integer('PROJECTS_PER_USER_MAX', 1_000, 1, 100_000),
     corsOrigins: Object.freeze(corsOrigins),

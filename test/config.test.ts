@@ -27,6 +27,12 @@ describe('loadConfig', () => {
     expect(message).not.toContain('hunter2')
   })
 
+  it('sends event-stream heartbeats every EVENT_HEARTBEAT_SECONDS, 15 by default, 1 to 300', () => {
+    expect(loadConfig({}).eventHeartbeatMs).toBe(15_000)
+    expect(loadConfig({ EVENT_HEARTBEAT_SECONDS: '5' }).eventHeartbeatMs).toBe(5_000)
+    for (const bad of ['0', '301', '1.5', 'often']) expect(() => loadConfig({ EVENT_HEARTBEAT_SECONDS: bad }), bad).toThrow(/EVENT_HEARTBEAT_SECONDS/)
+  })
+
   it('needs no JWT_SECRET with DATABASE_URL: the secret is then kept in the database', () => {
     expect(loadConfig({ DATABASE_URL: 'postgres://localhost/taskbase' }).jwtSecret).toBeUndefined()
     expect(loadConfig({ DATABASE_URL: 'postgres://localhost/taskbase', JWT_SECRET: 'x'.repeat(32) }).jwtSecret).toBe('x'.repeat(32))

@@ -11,7 +11,8 @@ export interface EventRoutesOptions {
   sync: SyncQueries
   cursors: SyncCursors
   hub: EventHub
-  heartbeatMs?: number
+  /** EVENT_HEARTBEAT_SECONDS, in milliseconds. */
+  heartbeatMs: number
 }
 
 const EventTicketJson = Type.Object({
@@ -26,7 +27,7 @@ const EventsQuery = Type.Object({
 
 /** `GET /events` and its tickets; registered in the signed-in scope, which accepts the ticket for it. */
 export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async (app, options) => {
-  const { sync, cursors, hub, heartbeatMs = 15_000 } = options
+  const { sync, cursors, hub, heartbeatMs } = options
 
   app.get('/events', {
     config: { ticketAuth: true },
@@ -35,7 +36,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       operationId: 'streamEvents', summary: 'Live changes to your projects and tasks (text/event-stream)',
       description: 'Events task.upsert (data: the task), project.upsert (data: the project), task.delete and project.delete ' +
         '(data: {id, deletedAt}); each id is a ' +
-        'cursor /sync accepts. Without Last-Event-ID or since, the stream starts now. A comment every 15 s. ' +
+        'cursor /sync accepts. Without Last-Event-ID or since, the stream starts now. A comment every EVENT_HEARTBEAT_SECONDS (15 s by default). ' +
         'The stream ends when its access token expires or its session ends, after an event reauth: reconnect ' +
         'with a fresh token (or ticket) and Last-Event-ID; nothing is missed.',
       querystring: EventsQuery,
@@ -45,7 +46,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
           description: 'A text/event-stream. Events: `task.upsert` (data: the Task), `project.upsert` (data: the Project), ' +
             '`task.delete` and `project.delete` (data: {id, deletedAt}), ' +
             '`reauth` (data: {reason: expired|logout|revoked}; the stream then ends: reconnect with a fresh token and Last-Event-ID). ' +
-            'Each event id is a cursor /sync accepts; a comment line every 15 s keeps the connection alive.',
+            'Each event id is a cursor /sync accepts; a comment line every EVENT_HEARTBEAT_SECONDS (15 s by default) keeps the connection alive.',
           content: {
             'text/event-stream': {
               schema: Type.String({

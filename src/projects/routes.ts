@@ -15,7 +15,7 @@ const IfMatchHeaders = Type.Object({
   'if-match': Type.Optional(Type.String({ description: 'An ETag of the project: the write happens only if it is still current' })),
 })
 
-const PROJECT_LIMIT: [number, string] = [409, 'The account holds PROJECTS_PER_USER_MAX (1,000) projects already (type project-limit-reached)']
+const PROJECT_LIMIT: [number, string] = [409, 'The account holds PROJECTS_PER_USER_MAX projects already (type project-limit-reached)']
 
 export const projectRoutes: FastifyPluginAsyncTypebox<ProjectRoutesOptions> = async (app, { projects }) => {
   const tags = ['projects']

@@ -136,7 +136,7 @@ export interface paths {
         };
         /**
          * Live changes to your projects and tasks (text/event-stream)
-         * @description Events task.upsert (data: the task), project.upsert (data: the project), task.delete and project.delete (data: {id, deletedAt}); each id is a cursor /sync accepts. Without Last-Event-ID or since, the stream starts now. A comment every 15 s. The stream ends when its access token expires or its session ends, after an event reauth: reconnect with a fresh token (or ticket) and Last-Event-ID; nothing is missed.
+         * @description Events task.upsert (data: the task), project.upsert (data: the project), task.delete and project.delete (data: {id, deletedAt}); each id is a cursor /sync accepts. Without Last-Event-ID or since, the stream starts now. A comment every EVENT_HEARTBEAT_SECONDS (15 s by default). The stream ends when its access token expires or its session ends, after an event reauth: reconnect with a fresh token (or ticket) and Last-Event-ID; nothing is missed.
          */
         get: operations["streamEvents"];
         put?: never;
@@ -2112,7 +2112,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A text/event-stream. Events: `task.upsert` (data: the Task), `project.upsert` (data: the Project), `task.delete` and `project.delete` (data: {id, deletedAt}), `reauth` (data: {reason: expired|logout|revoked}; the stream then ends: reconnect with a fresh token and Last-Event-ID). Each event id is a cursor /sync accepts; a comment line every 15 s keeps the connection alive. */
+            /** @description A text/event-stream. Events: `task.upsert` (data: the Task), `project.upsert` (data: the Project), `task.delete` and `project.delete` (data: {id, deletedAt}), `reauth` (data: {reason: expired|logout|revoked}; the stream then ends: reconnect with a fresh token and Last-Event-ID). Each event id is a cursor /sync accepts; a comment line every EVENT_HEARTBEAT_SECONDS (15 s by default) keeps the connection alive. */
             200: {
                 headers: {
                     /** @description The limit closest to running out, in requests per window */
@@ -2442,7 +2442,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The account holds PROJECTS_PER_USER_MAX (1,000) projects already (type project-limit-reached) */
+            /** @description The account holds PROJECTS_PER_USER_MAX projects already (type project-limit-reached) */
             409: {
                 headers: {
                     /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
