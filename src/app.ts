@@ -159,7 +159,7 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
       await auth.register(authRoutes, { users, sessions, loginLimit: login })
     })
     await api.register(async (signedIn) => {
-      requireUser(signedIn, authenticate, redeemTicket)
+      requireUser(signedIn, authenticate, { redeemTicket })
       limitApi(signedIn)
       await signedIn.register(userRoutes, { users, sessions, forgetUser: cache.forget, loginLimit: login })
       await signedIn.register(taskRoutes, { tasks, tree })

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Authenticate, Principal } from './authenticate.js'
-import { unauthorized, type Problem } from '../http/problem.js'
+import { tokenRequired, unauthorized, type Problem } from '../http/problem.js'
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -28,12 +28,22 @@ export function bearerToken (header: string | undefined): string | undefined {
 /** Trades a single-use ticket for the principal that bought it; undefined when unknown, used or expired. */
 export type RedeemTicket = (ticket: string) => Promise<Principal | undefined>
 
+export interface RequireUserOptions {
+  /** Accepts `?ticket=` on routes with `config.ticketAuth`. */
+  redeemTicket?: RedeemTicket
+  /**
+   * The 401's `WWW-Authenticate` value for this request; `Bearer` when omitted. MCP clients find
+   * where to get a token from its `resource_metadata` (RFC 9728, section 5.1).
+   */
+  challenge?: (request: FastifyRequest) => string
+}
+
 /**
  * Every route registered in `scope` (and its children) requires a valid Bearer token (or, on a
  * route with `config.ticketAuth`, a ticket): a route added there cannot forget the check. Every
  * failure is the same 401, whatever was wrong.
  */
-export function requireUser (scope: FastifyInstance, authenticate: Authenticate, redeemTicket?: RedeemTicket): void {
+export function requireUser (scope: FastifyInstance, authenticate: Authenticate, { redeemTicket, challenge }: RequireUserOptions = {}): void {
   scope.decorateRequest('userId', '')
   scope.decorateRequest('principal', undefined)
   scope.decorateRequest('authSubject', undefined)
@@ -42,7 +52,7 @@ export function requireUser (scope: FastifyInstance, authenticate: Authenticate,
     route.schema = { ...route.schema, security } as typeof route.schema
   })
   const admit = (request: FastifyRequest, principal: Principal | null): Problem | undefined => {
-    if (principal === null) return unauthorized()
+    if (principal === null) return challenge ? tokenRequired(challenge(request)) : unauthorized()
     request.userId = principal.userId
     request.principal = principal
     request.authSubject = principal.authSubject

@@ -75,8 +75,12 @@ export class Problem extends Error {
 
 export const badRequest = (detail: string, errors?: FieldError[]) => new Problem(400, detail, { errors })
 
-export const unauthorized = (detail = 'A valid access token is required') =>
-  new Problem(401, detail, { headers: { 'www-authenticate': 'Bearer' } })
+const TOKEN_REQUIRED = 'A valid access token is required'
+
+export const unauthorized = (detail = TOKEN_REQUIRED) => new Problem(401, detail, { headers: { 'www-authenticate': 'Bearer' } })
+
+/** The guard's 401 with a challenge of the scope's own (MCP's names where a token comes from). */
+export const tokenRequired = (challenge: string) => new Problem(401, TOKEN_REQUIRED, { headers: { 'www-authenticate': challenge } })
 
 export const refreshTokenReused = () => new Problem(401,
   'This refresh token was already used; the session is revoked, sign in again',
