@@ -26,6 +26,9 @@ import { routeTable } from './http/routes-table.js'
 import { validatorCompiler } from './http/validation.js'
 import { runEvery } from './jobs/periodic.js'
 import { loginLimit } from './limits/login-limit.js'
+import { mcpChallenge, mcpMetadataRoutes, mcpRoutes } from './mcp/routes.js'
+import { mcpService } from './mcp/server.js'
+import { mcpTools } from './mcp/tools.js'
 import { batchedCounter, limitRequests, rateLimitQueries } from './limits/rate-limit.js'
 import { projectQueries } from './projects/queries.js'
 import { projectRoutes } from './projects/routes.js'
@@ -140,7 +143,7 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
 
   // Counters in PostgreSQL: every process on the database enforces the same limits.
   const { rateLimits } = config
-  /** One budget per user across /api/v1 and the classic /api, counted mostly in memory. */
+  /** One budget per user across /api/v1, the classic /api and /mcp, counted mostly in memory. */
   const apiCounter = rateLimits.apiPerMinute > 0 ? batchedCounter(limits, rateLimits.apiPerMinute, 60) : undefined
   if (apiCounter) app.addHook('onClose', async () => { await apiCounter.close() })
   const limitApi = (scope: FastifyInstance) => limitRequests(scope, limits, metrics.rateLimited, {
@@ -179,6 +182,14 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
     limitApi(classic)
     await classic.register(classicRoutes, { tasks })
   }, { prefix: '/api' })
+
+  // Agents: MCP on the same tokens, limits and service code as the REST routes.
+  await app.register(mcpMetadataRoutes, { issuer: config.externalAuth.issuer })
+  await app.register(async (mcp) => {
+    requireUser(mcp, authenticate, { challenge: mcpChallenge })
+    const countMore = limitApi(mcp)
+    await mcp.register(mcpRoutes, { service: mcpService(mcpTools({ tasks, tree, projects })), countMore })
+  })
 
   return app
 }

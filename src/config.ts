@@ -68,7 +68,7 @@ export interface RateLimitConfig {
   readonly loginWindowSeconds: number
   /** Requests to register, login, refresh and logout per client address, per minute. */
   readonly authPerMinute: number
-  /** Requests per signed-in user to /api/v1 and the classic /api, per minute. */
+  /** Requests per signed-in user to /api/v1, the classic /api and /mcp, per minute. */
   readonly apiPerMinute: number
 }
 

@@ -167,12 +167,13 @@ export function expectProblem (res: { statusCode: number, headers: Record<string
 
 /**
  * Operations anyone may call: sign-in, health, the reference, metrics (which has its own access
- * rule). Everything else in /openapi.json must require a bearer token: a route added later cannot
- * escape the tests that loop over the document.
+ * rule), the MCP protected-resource document (RFC 9728: it says how to get a token). Everything
+ * else in /openapi.json must require a bearer token: a route added later cannot escape the tests
+ * that loop over the document.
  */
 export const PUBLIC_OPERATIONS = new Set([
   'POST /api/v1/auth/register', 'POST /api/v1/auth/login', 'POST /api/v1/auth/refresh', 'POST /api/v1/auth/logout',
-  'GET /healthz', 'GET /readyz', 'GET /metrics',
+  'GET /healthz', 'GET /readyz', 'GET /metrics', 'GET /.well-known/oauth-protected-resource/mcp',
 ])
 
 export interface Operation {

@@ -40,6 +40,11 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** The route's query parameters of type integer (set by `guardInput`). */
     integerQuery?: string[]
+    /**
+     * The handler refuses text it cannot store itself, where that refusal belongs (MCP: inside a
+     * tool's arguments, as a tool result, not as an HTTP 400).
+     */
+    guardsOwnText?: boolean
   }
 }
 
@@ -72,7 +77,9 @@ export function guardInput (app: FastifyInstance): void {
     if (integers.length > 0) route.config = { ...route.config, integerQuery: integers }
   })
   app.addHook('preValidation', (request, _reply, done) => {
-    const text = findUnstorableText(request.body, 'body') ?? findUnstorableText(request.query, 'query')
+    const text = request.routeOptions.config.guardsOwnText
+      ? undefined
+      : findUnstorableText(request.body, 'body') ?? findUnstorableText(request.query, 'query')
     if (text) return done(badRequest('Text in the request cannot be stored as sent (a NUL character or a lone surrogate)', [text]))
     const integers = request.routeOptions.config.integerQuery
     const number = integers && lenientInteger(request.query, integers)

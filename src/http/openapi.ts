@@ -29,6 +29,8 @@ A multi-user task API. No user can read or change another user's data: a task th
   second (\`23:59:60\` is refused); they are stored to the millisecond and sent back in UTC.
 - **Keeping a local copy**: \`GET /api/v1/sync\` gives every change since a cursor (deletes included); \`GET /api/v1/events\` streams
   them live (Server-Sent Events; a browser trades its token for a ticket first).
+- **Agents**: \`POST /mcp\` serves the same tasks as MCP tools (Model Context Protocol, Streamable HTTP, stateless), on the same
+  tokens and limits; \`/.well-known/oauth-protected-resource/mcp\` tells an MCP client where tokens come from.
 `.trim()
 
 const TAGS = [
@@ -38,6 +40,7 @@ const TAGS = [
   { name: 'projects', description: 'Lists of tasks, in your order; another user\'s project is always 404' },
   { name: 'sync', description: 'Keeping a local copy: delta sync and live events' },
   { name: 'classic', description: 'The /api/{user_id}/tasks contract of existing todo front ends, over the same tasks' },
+  { name: 'agents', description: 'MCP (Model Context Protocol) for assistants: the same tasks, tokens and limits, as tools' },
   { name: 'operations', description: 'Health, metrics and documentation' },
 ]
 
@@ -69,6 +72,7 @@ const SUCCESS: Record<string, string> = {
   classicToggleTask: 'The task, its completion flipped', health: 'The process is up', readiness: 'The database answers',
   moveTask: 'The task, moved (its subtasks came with it)', listProjects: 'A page of your projects', createProject: 'The project, created (last)',
   getProject: 'The project', updateProject: 'The project, changed', moveProject: 'The project, moved',
+  mcp: 'The JSON-RPC answer (a tool\'s refusal is a result with isError, not an HTTP error)', mcpResourceMetadata: 'The protected-resource document',
 }
 
 /** Response headers particular to an operation, beside those every answer carries. */
@@ -81,6 +85,11 @@ const OPERATION_HEADERS: Record<string, Record<string, Record<string, Json>>> = 
   getProject: { 200: { ETag: HEADERS.etag }, 304: { ETag: HEADERS.etag } },
   updateProject: { 200: { ETag: HEADERS.etag } },
   moveProject: { 200: { ETag: HEADERS.etag } },
+  mcp: {
+    401: {
+      'WWW-Authenticate': header('`Bearer resource_metadata="<origin>/.well-known/oauth-protected-resource/mcp"`: where an MCP client learns how to get a token (RFC 9728)'),
+    },
+  },
 }
 
 /** Statuses that can answer any operation of a kind, with what they mean there. */

@@ -192,13 +192,19 @@ export interface RequestLimit {
 }
 
 /**
+ * Counts `more` requests beyond the one the hook counted, for a request that carries several (a
+ * JSON-RPC batch of MCP calls); the 429 to answer when that goes past the limit.
+ */
+export type CountMore = (request: FastifyRequest, reply: FastifyReply, more: number) => Promise<Problem | undefined>
+
+/**
  * Counts every request of `scope` (and its children) against one limit, in an onRequest hook
  * registered after any guard already in the scope, so `key` may use `request.userId`. The routes
  * document the 429.
  */
 export function limitRequests (scope: FastifyInstance, limits: RateLimitQueries, onLimited: OnRateLimited,
-  { name, limit, windowSeconds, key, detail, counter }: RequestLimit): void {
-  if (limit === 0) return
+  { name, limit, windowSeconds, key, detail, counter }: RequestLimit): CountMore {
+  if (limit === 0) return async () => undefined
   const hit = counter
     ? (k: string) => counter.hit(k)
     : async (k: string) => (await limits.hit([k], windowSeconds)).get(k)
@@ -228,4 +234,14 @@ export function limitRequests (scope: FastifyInstance, limits: RateLimitQueries,
     }
     hit(k).then((state) => done(apply(state, reply)), done)
   })
+  return async (request, reply, more) => {
+    const k = key(request)
+    let state: LimitState | undefined
+    if (counter) {
+      for (let i = 0; i < more; i++) state = await counter.hit(k)
+    } else if (more > 0) {
+      state = (await limits.hit([k], windowSeconds, more)).get(k)
+    }
+    return more > 0 ? apply(state, reply) : undefined
+  }
 }

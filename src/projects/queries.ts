@@ -6,6 +6,7 @@ import { projects } from '../db/schema.js'
 import { queryOne, statement, type Sql } from '../db/sql.js'
 import type { IfVersions } from '../http/conditional.js'
 import { badRequest, notFound, preconditionFailed, projectLimitReached } from '../http/problem.js'
+import { createOnce, requestHash, type Answer } from '../tasks/idempotency.js'
 import { ProjectJson, type CreateProjectBody, type ListProjectsQuery, type Project, type UpdateProjectBody } from './schemas.js'
 
 /** A project's JSON, field by field, and its columns (see db/rows.ts). */
@@ -100,15 +101,31 @@ export function projectQueries (db: Database, { changed = () => {}, maxProjectsP
     },
   })
 
+  /** In the transaction `tx`; throws the 409 past the cap. */
+  async function insert (tx: Sql, userId: string, input: CreateProjectBody): Promise<Project> {
+    await tx.query(LOCK_OWNER, [userId])
+    const project = await queryOne<Project>(tx, INSERT, [userId, input.name.trim(), input.color ?? null, maxProjectsPerUser])
+    if (!project) throw projectLimitReached(maxProjectsPerUser)
+    return project
+  }
+
   return {
     async create (userId: string, input: CreateProjectBody): Promise<Project> {
-      const project = await db.transaction(async (tx) => {
-        await tx.query(LOCK_OWNER, [userId])
-        return queryOne<Project>(tx, INSERT, [userId, input.name.trim(), input.color ?? null, maxProjectsPerUser])
-      })
-      if (!project) throw projectLimitReached(maxProjectsPerUser)
+      const project = await db.transaction((tx) => insert(tx, userId, input))
       changed(userId)
       return project
+    },
+
+    /**
+     * Creates once per (user, key), as a task create with Idempotency-Key does (tasks/idempotency.ts),
+     * in the same table: the body is hashed as a project's, so a key used for a task is never
+     * replayed as a project (a 422, as any reuse with another body).
+     */
+    async createIdempotent (userId: string, key: string, input: CreateProjectBody): Promise<Answer<Project>> {
+      const answer = await db.transaction((tx) =>
+        createOnce(tx, userId, key, requestHash({ project: input }), () => insert(tx, userId, input)))
+      if (!answer.replayed) changed(userId)
+      return answer
     },
 
     find: (userId: string, projectId: string): Promise<Project | undefined> => queryOne<Project>(db, FIND, [userId, projectId]),

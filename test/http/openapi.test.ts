@@ -99,7 +99,7 @@ describe.each(testDatabases)('the OpenAPI document on $name', (target) => {
     // The order a person trying the reference would follow: the account first, its deletion last (a
     // logout ends the session, and its access token with it: it comes after).
     const order = ['register', 'login', 'getMe', 'updateMe', 'createTask', 'listTasks', 'getTask', 'updateTask', 'moveTask',
-      'createProject', 'listProjects', 'getProject', 'updateProject', 'moveProject', 'syncChanges',
+      'createProject', 'listProjects', 'getProject', 'updateProject', 'moveProject', 'syncChanges', 'mcp',
       'createEventTicket', 'classicCreateTask', 'classicListTasks', 'classicReplaceTask', 'refreshSession', 'deleteTask',
       'deleteProject', 'changePassword', 'deleteMe', 'logout']
     const byId = new Map((await documentedOperations(t.app)).map((op) => [op.spec.operationId, op]))

@@ -2,6 +2,23 @@
 // `npm run generate:client` rewrites it (test/client/generated.test.ts fails until then).
 
 export interface paths {
+    "/.well-known/oauth-protected-resource/mcp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** How an MCP client gets a token for /mcp (RFC 9728), without a token */
+        get: operations["mcpResourceMetadata"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/{user_id}/tasks": {
         parameters: {
             query?: never;
@@ -363,6 +380,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/mcp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Model Context Protocol (Streamable HTTP, stateless): tools over your tasks and projects
+         * @description JSON-RPC 2.0 messages of MCP: `initialize`, `tools/list`, `tools/call` (see the README for the tools). Protocol versions 2025-11-25, 2025-06-18, 2025-03-26, 2024-11-05, 2024-10-07. No session: every request stands alone, and any server process answers it. Answers are JSON. GET and DELETE are 405 (no session stream, no session to end). Each request counts against the API rate limit, and each call of a batch. A 401 names the protected-resource document in WWW-Authenticate.
+         */
+        post: operations["mcp"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -483,6 +520,37 @@ export interface components {
             /** @enum {string} */
             status: "ok";
         };
+        /**
+         * JsonRpcMessage
+         * @description A request (id and method), a notification (method alone) or a response
+         */
+        JsonRpcMessage: {
+            error?: Record<string, never>;
+            id?: string | number;
+            /** @enum {string} */
+            jsonrpc: "2.0";
+            method?: string;
+            params?: Record<string, never>;
+            result?: Record<string, never>;
+        };
+        /** JsonRpcResponse */
+        JsonRpcResponse: {
+            error?: {
+                code: number;
+                message: string;
+            };
+            id: string | number;
+            /** @enum {string} */
+            jsonrpc: "2.0";
+            result?: Record<string, never>;
+        };
+        /**
+         * McpAnswer
+         * @description The JSON-RPC response(s)
+         */
+        McpAnswer: components["schemas"]["JsonRpcResponse"] | components["schemas"]["JsonRpcResponse"][];
+        /** McpMessage */
+        McpMessage: components["schemas"]["JsonRpcMessage"] | components["schemas"]["JsonRpcMessage"][];
         /** NewProject */
         NewProject: {
             /**
@@ -649,6 +717,23 @@ export interface components {
             project: components["schemas"]["Project"];
             /** @enum {string} */
             type: "project";
+        };
+        /**
+         * ProtectedResourceMetadata
+         * @description RFC 9728 protected resource metadata
+         */
+        ProtectedResourceMetadata: {
+            /** @description The issuer of the configured identity provider (AUTH_ISSUER); absent when none is set */
+            authorization_servers?: string[];
+            bearer_methods_supported: string[];
+            /**
+             * Format: uri
+             * @description The MCP endpoint, as this client reaches it
+             */
+            resource: string;
+            /** Format: uri */
+            resource_documentation: string;
+            resource_name: string;
         };
         /** RefreshRequest */
         RefreshRequest: {
@@ -872,6 +957,65 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    mcpResourceMetadata: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description RFC 9728 protected resource metadata */
+            200: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "resource": "https://tasks.example.com/mcp",
+                     *       "authorization_servers": [
+                     *         "https://app.example.com"
+                     *       ],
+                     *       "bearer_methods_supported": [
+                     *         "header"
+                     *       ],
+                     *       "resource_name": "taskbase",
+                     *       "resource_documentation": "https://tasks.example.com/docs"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ProtectedResourceMetadata"];
+                };
+            };
+            /** @description The Host header is not a host name or address */
+            400: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached right now (type database-unavailable); retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     classicListTasks: {
         parameters: {
             query?: {
@@ -4433,6 +4577,135 @@ export interface operations {
                      *     }
                      */
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+        };
+    };
+    mcp: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The version initialize agreed on; one of those above */
+                "mcp-protocol-version"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "jsonrpc": "2.0",
+                 *       "id": 1,
+                 *       "method": "tools/list"
+                 *     }
+                 */
+                "application/json": components["schemas"]["McpMessage"];
+            };
+        };
+        responses: {
+            /** @description The JSON-RPC response(s) */
+            200: {
+                headers: {
+                    /** @description The limit closest to running out, in requests per window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["McpAnswer"];
+                };
+            };
+            /** @description Notifications only: accepted, nothing to answer */
+            202: {
+                headers: {
+                    /** @description The limit closest to running out, in requests per window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Not an MCP message (not JSON-RPC 2.0, or an unsupported MCP-Protocol-Version) */
+            400: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token: missing, malformed, expired, or its user deleted */
+            401: {
+                headers: {
+                    /** @description `Bearer resource_metadata="<origin>/.well-known/oauth-protected-resource/mcp"`: where an MCP client learns how to get a token (RFC 9728) */
+                    "WWW-Authenticate"?: string;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the server accepts (64 KiB by default) */
+            413: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not application/json */
+            415: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (type rate-limited); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached right now (type database-unavailable); retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
