@@ -1,10 +1,15 @@
 import cors from '@fastify/cors'
 import type { FastifyInstance } from 'fastify'
 
-/** The request headers a front end sends: the token, JSON, conditional writes, retries, resuming a stream. */
-const ALLOWED_HEADERS = ['authorization', 'content-type', 'if-match', 'if-none-match', 'idempotency-key', 'last-event-id', 'x-request-id']
-/** The response headers a front end reads. */
-const EXPOSED_HEADERS = ['ETag', 'Location', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'X-Request-Id', 'Idempotent-Replayed']
+/**
+ * The request headers a front end sends: the token, JSON, conditional writes, retries, resuming a
+ * stream; and an MCP client in a browser, the protocol version it agreed on.
+ */
+const ALLOWED_HEADERS = ['authorization', 'content-type', 'if-match', 'if-none-match', 'idempotency-key', 'last-event-id', 'x-request-id',
+  'mcp-protocol-version']
+/** The response headers a front end reads (an MCP client reads the 401's challenge for where to get a token). */
+const EXPOSED_HEADERS = ['ETag', 'Location', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'X-Request-Id', 'Idempotent-Replayed',
+  'WWW-Authenticate']
 
 /** One or more host labels, as a browser serializes them in Origin (lower case, IDNs in punycode). */
 const SUBDOMAIN = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/

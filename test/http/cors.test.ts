@@ -60,13 +60,13 @@ describe.each(testDatabases)('CORS on $name', (target) => {
   afterAll(() => t.close())
 
   describe('a preflight from an allowed origin', () => {
-    it.each(['/api/v1/tasks', '/api/v1/tasks/00000000-0000-4000-8000-000000000001', '/api/USER/tasks', '/api/v1/events'])('is a 204 for %s with what the front end needs', async (path) => {
+    it.each(['/api/v1/tasks', '/api/v1/tasks/00000000-0000-4000-8000-000000000001', '/api/USER/tasks', '/api/v1/events', '/mcp'])('is a 204 for %s with what the front end needs', async (path) => {
       const res = await preflight(t, path.replace('USER', alice.id), FRONT_END)
       expect(res.statusCode).toBe(204)
       expect(res.headers['access-control-allow-origin']).toBe(FRONT_END)
       expect(res.headers['access-control-allow-methods']).toBe('GET, HEAD, POST, PUT, PATCH, DELETE')
       expect(String(res.headers['access-control-allow-headers']).split(', ')).toEqual(
-        ['authorization', 'content-type', 'if-match', 'if-none-match', 'idempotency-key', 'last-event-id', 'x-request-id'])
+        ['authorization', 'content-type', 'if-match', 'if-none-match', 'idempotency-key', 'last-event-id', 'x-request-id', 'mcp-protocol-version'])
       expect(res.headers['access-control-max-age']).toBe('600')
       expect(res.headers['access-control-allow-credentials']).toBeUndefined()
       expect(res.headers.vary).toContain('Origin')
@@ -78,7 +78,7 @@ describe.each(testDatabases)('CORS on $name', (target) => {
     expect(res.statusCode).toBe(201)
     expect(res.headers['access-control-allow-origin']).toBe(FRONT_END)
     expect(String(res.headers['access-control-expose-headers']).split(', ')).toEqual(
-      ['ETag', 'Location', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'X-Request-Id', 'Idempotent-Replayed'])
+      ['ETag', 'Location', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'X-Request-Id', 'Idempotent-Replayed', 'WWW-Authenticate'])
     // Errors too: a front end must be able to read the problem.
     const problem = await t.inject({ url: '/api/v1/tasks', headers: { origin: FRONT_END } })
     expectProblem(problem, 401)
