@@ -1,3 +1,7 @@
+import { execFile } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { Client as Client110 } from 'mcp-sdk-1.10/client/index.js'
 import { StreamableHTTPClientTransport as Transport110 } from 'mcp-sdk-1.10/client/streamableHttp.js'
 import { SignJWT } from 'jose'
@@ -15,6 +19,22 @@ const initialize = (protocolVersion: string) => ({
   jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion, capabilities: {}, clientInfo: { name: 'by-hand', version: '0' } },
 })
 const call = (id: number, name: string, args: Record<string, unknown>) => ({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } })
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+
+/** The ```js block of the README's section "Agents (MCP)". */
+function readmeExample (): string {
+  const section = readFileSync(join(root, 'README.md'), 'utf8').split(/^## /m).find((part) => part.startsWith('Agents (MCP)\n'))
+  const block = section?.match(/^```js\n([\s\S]*?)^```$/m)?.[1]
+  if (block === undefined) throw new Error('README.md: no ```js block under "## Agents (MCP)"')
+  return block
+}
+
+/** Runs `node example.mjs` in `cwd` to its end; never rejects, so a failure's output reaches the assertion. */
+const runNode = (cwd: string, env: Record<string, string>): Promise<{ code: number, stdout: string, stderr: string }> => new Promise((resolve) => {
+  execFile(process.execPath, ['example.mjs'], { cwd, timeout: 30_000, env: { PATH: process.env.PATH ?? '', ...env } },
+    (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }))
+})
 
 /** Problem+json over fetch, checked as the REST tests check it. */
 const problemOf = (res: { status: number, headers: Headers, json (): any }, status: number) =>
@@ -66,6 +86,30 @@ describe.each(testDatabases)('MCP over HTTP on $name', (target) => {
       expect(log).not.toContain(account.accessToken)
       expect(log).not.toContain(account.accessToken.split('.')[2])
     })
+  })
+
+  it('runs the README\'s example as shown (in a child process), adding its task once however often it runs', async () => {
+    const account = await t.signUp()
+    const example = readmeExample()
+    const shownUrl = 'http://127.0.0.1:3000'
+    expect(example.split(shownUrl)).toHaveLength(2) // the one change: this test's server
+    // Inside the checkout, where @modelcontextprotocol/sdk resolves as in a project that installed it.
+    const cache = join(root, 'node_modules', '.cache', 'taskbase')
+    mkdirSync(cache, { recursive: true })
+    const dir = mkdtempSync(join(cache, 'readme-mcp-'))
+    try {
+      writeFileSync(join(dir, 'example.mjs'), example.replace(shownUrl, base))
+      for (let i = 0; i < 2; i++) { // twice: the idempotency key makes the second run add nothing
+        const ran = await runNode(dir, { TASKBASE_TOKEN: account.accessToken })
+        expect(ran.code, ran.stderr).toBe(0)
+        expect(ran.stderr).toBe('')
+        expect(ran.stdout.split('\n')).toEqual(['Milk', '9 1', expect.stringMatching(/^true Refused \(400\): The arguments are not valid \[id: must be a UUID/), ''])
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+    const tasks = (await t.inject({ url: '/api/v1/tasks', headers: account.headers })).json().items
+    expect(tasks.map((task: { title: string, tags: string[] }) => [task.title, task.tags])).toEqual([['Milk', ['shopping']]])
   })
 
   describe('transport', () => {
@@ -134,12 +178,16 @@ describe.each(testDatabases)('MCP over HTTP on $name', (target) => {
   })
 })
 
-describe.each(testDatabases)('MCP behind a proxy, with an identity provider, on $name', (target) => {
+/** One app for the settings an operator changes: a proxy in front, an identity provider, low limits. */
+describe.each(testDatabases)('MCP behind a proxy, with an identity provider and low limits, on $name', (target) => {
   let t: TestApp
   let base: string
   beforeAll(async () => {
     t = await buildTestApp(target, {
-      env: { TRUST_PROXY: 'loopback', AUTH_SHARED_SECRET: SECRET, AUTH_ISSUER: ISSUER, AUTH_SUBJECT_CLAIM: 'user.id' },
+      env: {
+        TRUST_PROXY: 'loopback', AUTH_SHARED_SECRET: SECRET, AUTH_ISSUER: ISSUER, AUTH_SUBJECT_CLAIM: 'user.id',
+        RATE_LIMIT_API_PER_MINUTE: '10', TASKS_PER_USER_MAX: '2', PROJECTS_PER_USER_MAX: '1',
+      },
     })
     base = await listening(t)
   })
@@ -176,16 +224,6 @@ describe.each(testDatabases)('MCP behind a proxy, with an identity provider, on 
     problemOf(expired, 401)
     expect(expired.headers.get('www-authenticate')).toMatch(/^Bearer resource_metadata="/)
   })
-})
-
-describe.each(testDatabases)('MCP within the limits on $name', (target) => {
-  let t: TestApp
-  let base: string
-  beforeAll(async () => {
-    t = await buildTestApp(target, { env: { RATE_LIMIT_API_PER_MINUTE: '10', TASKS_PER_USER_MAX: '2', PROJECTS_PER_USER_MAX: '1' } })
-    base = await listening(t)
-  })
-  afterAll(() => t.close())
 
   const list = (id: number) => ({ jsonrpc: '2.0', id, method: 'tools/list' })
 
