@@ -81,7 +81,7 @@ const OPERATION_HEADERS: Record<string, Record<string, Record<string, Json>>> = 
   getTask: { 200: { ETag: HEADERS.etag }, 304: { ETag: HEADERS.etag } },
   updateTask: { 200: { ETag: HEADERS.etag } },
   moveTask: { 200: { ETag: HEADERS.etag } },
-  createProject: { 201: { ETag: HEADERS.etag, Location: HEADERS.location } },
+  createProject: { 201: { ETag: HEADERS.etag, Location: HEADERS.location, 'Idempotent-Replayed': HEADERS.replayed } },
   getProject: { 200: { ETag: HEADERS.etag }, 304: { ETag: HEADERS.etag } },
   updateProject: { 200: { ETag: HEADERS.etag } },
   moveProject: { 200: { ETag: HEADERS.etag } },

@@ -60,3 +60,10 @@ export const StringEnum = <const T extends readonly string[]>(values: T, options
  */
 export const sendEmpty = (reply: { code (status: number): unknown }, status: 204 | 304) =>
   (reply.code(status) as FastifyReply).send()
+
+/** The header of a create that may be retried: `POST /api/v1/tasks` and `POST /api/v1/projects`. */
+export const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({
+    minLength: 1, maxLength: 255, description: 'A retry with the same key and body returns the first answer; kept 24 hours',
+  })),
+})

@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { etagOf, ifMatchVersions, noneMatchHits } from '../http/conditional.js'
 import { notFound } from '../http/problem.js'
-import { errorResponses, sendEmpty } from '../http/schemas.js'
+import { errorResponses, IdempotencyHeaders, sendEmpty } from '../http/schemas.js'
 import type { ProjectQueries } from './queries.js'
 import {
   CreateProjectBody, ListProjectsQuery, MoveProjectBody, ProjectJson, ProjectPageJson, ProjectParams, UpdateProjectBody,
@@ -36,12 +36,18 @@ export const projectRoutes: FastifyPluginAsyncTypebox<ProjectRoutesOptions> = as
       tags,
       operationId: 'createProject',
       summary: 'Create a project (placed last)',
+      headers: IdempotencyHeaders,
       body: CreateProjectBody,
-      response: { 201: ProjectJson, ...errorResponses(400, 401, PROJECT_LIMIT) },
+      response: { 201: ProjectJson, ...errorResponses(400, 401, PROJECT_LIMIT, [422, 'This Idempotency-Key was used before with another body (type idempotency-key-reused)']) },
     },
   }, async (request, reply) => {
-    const project = await projects.create(request.userId, request.body)
-    return reply.code(201).header('location', `/api/v1/projects/${project.id}`).header('etag', etagOf(project.id, project.version)).send(project)
+    const key = request.headers['idempotency-key']
+    const answer = key === undefined
+      ? { status: 201, body: await projects.create(request.userId, request.body), replayed: false }
+      : await projects.createIdempotent(request.userId, key, request.body)
+    if (answer.replayed) reply.header('idempotent-replayed', 'true')
+    const project = answer.body
+    return reply.code(answer.status as 201).header('location', `/api/v1/projects/${project.id}`).header('etag', etagOf(project.id, project.version)).send(project)
   })
 
   app.get('/projects/:id', {

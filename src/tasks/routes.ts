@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { etagOf, ifMatchVersions, noneMatchHits } from '../http/conditional.js'
 import { notFound } from '../http/problem.js'
-import { errorResponses, sendEmpty } from '../http/schemas.js'
+import { errorResponses, IdempotencyHeaders, sendEmpty } from '../http/schemas.js'
 import type { TaskQueries } from './queries.js'
 import type { TaskTree } from './tree.js'
 import {
@@ -15,11 +15,6 @@ export interface TaskRoutesOptions {
 
 const IfMatchHeaders = Type.Object({
   'if-match': Type.Optional(Type.String({ description: 'An ETag of the task: the write happens only if it is still current' })),
-})
-const IdempotencyHeaders = Type.Object({
-  'idempotency-key': Type.Optional(Type.String({
-    minLength: 1, maxLength: 255, description: 'A retry with the same key and body returns the first answer; kept 24 hours',
-  })),
 })
 
 export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (app, { tasks, tree }) => {

@@ -417,6 +417,19 @@ describe.each(testDatabases)('/api/v1/projects on $name', (target) => {
       expect(final[0]!.id).toBe(p4.id)
     })
 
+    it('makes a retried create with one Idempotency-Key one project, and refuses the key with another body', async () => {
+      const owner = await t.signUp()
+      const post = (payload: Json, key: string) => t.inject({ method: 'POST', url: '/api/v1/projects', headers: { ...owner.headers, 'idempotency-key': key }, payload })
+      const answers = await Promise.all([0, 1, 2].map(() => post({ name: 'Groceries', color: 'green' }, 'retry-me')))
+      for (const res of answers) expect(res.statusCode, res.body).toBe(201)
+      expect(new Set(answers.map((res) => res.json().id)).size).toBe(1)
+      expect(answers.filter((res) => res.headers['idempotent-replayed'] === 'true')).toHaveLength(2)
+      expect((await a.listProjects(owner)).map((project) => project.name)).toEqual(['Groceries'])
+      const reused = expectProblem(await post({ name: 'Something else' }, 'retry-me'), 422)
+      expect(reused.type).toBe('urn:problem-type:taskbase:idempotency-key-reused')
+      expect(await a.listProjects(owner)).toHaveLength(1)
+    })
+
     it('keeps every position short, and every cursor accepted, after hundreds of moves into one spot', async () => {
       const owner = await t.signUp()
       const made: Json[] = []

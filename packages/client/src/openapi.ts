@@ -2513,7 +2513,10 @@ export interface operations {
     createProject: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description A retry with the same key and body returns the first answer; kept 24 hours */
+                "idempotency-key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2534,6 +2537,8 @@ export interface operations {
                 headers: {
                     /** @description The version of the task, `"<version>-<id prefix>"`: send it as If-Match to write only if unchanged, as If-None-Match to get a 304 */
                     ETag?: string;
+                    /** @description `true` when this is the stored answer to an earlier request with the same Idempotency-Key */
+                    "Idempotent-Replayed"?: string;
                     /** @description The URL of the created task */
                     Location?: string;
                     /** @description The limit closest to running out, in requests per window */
@@ -2610,6 +2615,17 @@ export interface operations {
             };
             /** @description The body is not application/json */
             415: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This Idempotency-Key was used before with another body (type idempotency-key-reused) */
+            422: {
                 headers: {
                     /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
                     "X-Request-Id"?: string;

@@ -1,15 +1,15 @@
 import type { Client } from 'openapi-fetch'
 import { dataOf } from './errors.js'
 import type { paths } from './openapi.js'
-import { ifMatchHeader, type ConditionalOptions } from './tasks.js'
+import { ifMatchHeader, type ConditionalOptions, type CreateOptions } from './tasks.js'
 import type { CreateProjectBody, MoveProjectBody, Project, ProjectPage, ProjectQuery, UpdateProjectBody } from './types.js'
 
 export interface ProjectMethods {
   /** One page, in the user's order; pass its `nextCursor` as `cursor` for the next. Archived ones with `archived: true`. */
   list (query?: ProjectQuery): Promise<ProjectPage>
   get (id: string): Promise<Project>
-  /** A new project, last in the order. */
-  create (body: CreateProjectBody): Promise<Project>
+  /** A new project, last in the order; with `idempotencyKey`, a retry returns it instead of a second one. */
+  create (body: CreateProjectBody, options?: CreateOptions): Promise<Project>
   update (id: string, changes: UpdateProjectBody, options?: ConditionalOptions): Promise<Project>
   /** Deletes the project and every task in it. */
   delete (id: string, options?: ConditionalOptions): Promise<void>
@@ -24,7 +24,10 @@ export function projectMethods (api: Client<paths>): ProjectMethods {
   return {
     list,
     get: (id) => dataOf(api.GET('/api/v1/projects/{id}', { params: { path: { id } } })),
-    create: (body) => dataOf(api.POST('/api/v1/projects', { body })),
+    create: (body, { idempotencyKey } = {}) => dataOf(api.POST('/api/v1/projects', {
+      params: { header: idempotencyKey === undefined ? undefined : { 'idempotency-key': idempotencyKey } },
+      body,
+    })),
     update: (id, changes, options = {}) => dataOf(api.PATCH('/api/v1/projects/{id}', {
       params: { path: { id }, header: ifMatchHeader(options) },
       body: changes,
