@@ -17,6 +17,8 @@ export const users = pgTable('users', {
    */
   email: text('email'),
   name: text('name'),
+  /** An IANA name (checked by the API): the zone of the user's recurring tasks unless a task names its own. */
+  timezone: text('timezone').notNull().default('UTC'),
   /** Argon2id PHC string; null for users of an external identity provider, who have no password. */
   passwordHash: text('password_hash'),
   /** For users of an external identity provider: the token's `iss` and `sub` that identify them. */

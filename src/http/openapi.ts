@@ -61,7 +61,7 @@ const HEADERS = {
 /** What the main answer of each operation is. */
 const SUCCESS: Record<string, string> = {
   register: 'The new account, signed in', login: 'Signed in', refreshSession: 'The session\'s next token pair',
-  getMe: 'The signed-in user', updateMe: 'The user, renamed',
+  getMe: 'The signed-in user', updateMe: 'The user, changed',
   listTasks: 'A page of your tasks', createTask: 'The task, created (or, for a retried Idempotency-Key, the first answer)',
   getTask: 'The task', updateTask: 'The task, changed', syncChanges: 'A page of changes',
   createEventTicket: 'A ticket for GET /api/v1/events?ticket=', classicListTasks: 'Your tasks',

@@ -47,7 +47,7 @@ describe('validation messages', () => {
   it('speaks of the unknown field alone, not of a field it did not send', async () => {
     const res = await send('PATCH', '/api/v1/users/me', { email: 'ada@example.com' })
     expect(errorsOf(res)).toEqual({ 'body.email': 'is not a known field' })
-    expect(res.json().detail).toBe('The request body has a field this route does not accept (email); it accepts: name')
+    expect(res.json().detail).toBe('The request body has a field this route does not accept (email); it accepts: name, timezone')
   })
 
   it('names types and limits in words, and says them all in the detail', async () => {

@@ -322,7 +322,7 @@ export interface paths {
         delete: operations["deleteMe"];
         options?: never;
         head?: never;
-        /** Change the display name */
+        /** Change the display name or the time zone */
         patch: operations["updateMe"];
         trace?: never;
     };
@@ -680,6 +680,7 @@ export interface components {
              *       "id": "5f2d3c1a-8e4b-4a6f-9c7d-2b1e0f3a4c5d",
              *       "email": "ada@example.com",
              *       "name": "Ada Lovelace",
+             *       "timezone": "Europe/London",
              *       "createdAt": "2026-11-20T09:00:00.000Z",
              *       "updatedAt": "2026-11-20T09:00:00.000Z"
              *     }
@@ -853,6 +854,8 @@ export interface components {
             /** Format: uuid */
             id: string;
             name: string | null;
+            /** @description The time zone of the user's recurring tasks unless a task names its own (an IANA name); UTC until set */
+            timezone: string;
             /**
              * Format: date-time
              * @description RFC 3339 with an offset; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
@@ -861,7 +864,12 @@ export interface components {
         };
         /** UserChanges */
         UserChanges: {
-            name: string | null;
+            name?: string | null;
+            /**
+             * Format: time-zone
+             * @description Where the user lives: the default zone of the recurring tasks they create from now on (existing ones keep theirs); an IANA time zone name, such as Europe/Berlin or UTC
+             */
+            timezone?: string;
         };
     };
     responses: never;
@@ -1677,6 +1685,7 @@ export interface operations {
                      *         "id": "5f2d3c1a-8e4b-4a6f-9c7d-2b1e0f3a4c5d",
                      *         "email": "ada@example.com",
                      *         "name": "Ada Lovelace",
+                     *         "timezone": "Europe/London",
                      *         "createdAt": "2026-11-20T09:00:00.000Z",
                      *         "updatedAt": "2026-11-20T09:00:00.000Z"
                      *       },
@@ -2014,6 +2023,7 @@ export interface operations {
                      *         "id": "5f2d3c1a-8e4b-4a6f-9c7d-2b1e0f3a4c5d",
                      *         "email": "ada@example.com",
                      *         "name": "Ada Lovelace",
+                     *         "timezone": "Europe/London",
                      *         "createdAt": "2026-11-20T09:00:00.000Z",
                      *         "updatedAt": "2026-11-20T09:00:00.000Z"
                      *       },
@@ -3996,6 +4006,7 @@ export interface operations {
                      *       "id": "5f2d3c1a-8e4b-4a6f-9c7d-2b1e0f3a4c5d",
                      *       "email": "ada@example.com",
                      *       "name": "Ada Lovelace",
+                     *       "timezone": "Europe/London",
                      *       "createdAt": "2026-11-20T09:00:00.000Z",
                      *       "updatedAt": "2026-11-20T09:00:00.000Z"
                      *     }
@@ -4173,14 +4184,15 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "name": "Ada King"
+                 *       "name": "Ada King",
+                 *       "timezone": "Europe/London"
                  *     }
                  */
                 "application/json": components["schemas"]["UserChanges"];
             };
         };
         responses: {
-            /** @description The user, renamed */
+            /** @description The user, changed */
             200: {
                 headers: {
                     /** @description The limit closest to running out, in requests per window */
@@ -4199,6 +4211,7 @@ export interface operations {
                      *       "id": "5f2d3c1a-8e4b-4a6f-9c7d-2b1e0f3a4c5d",
                      *       "email": "ada@example.com",
                      *       "name": "Ada Lovelace",
+                     *       "timezone": "Europe/London",
                      *       "createdAt": "2026-11-20T09:00:00.000Z",
                      *       "updatedAt": "2026-11-20T09:00:00.000Z"
                      *     }
