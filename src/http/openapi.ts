@@ -67,7 +67,8 @@ const SUCCESS: Record<string, string> = {
   createEventTicket: 'A ticket for GET /api/v1/events?ticket=', classicListTasks: 'Your tasks',
   classicCreateTask: 'The task, created', classicGetTask: 'The task', classicReplaceTask: 'The task, replaced',
   classicToggleTask: 'The task, its completion flipped', health: 'The process is up', readiness: 'The database answers',
-  moveTask: 'The task, moved (its subtasks came with it)', listProjects: 'A page of your projects', createProject: 'The project, created (last)',
+  moveTask: 'The task, moved (its subtasks came with it)', listTaskCompletions: 'A page of the task\'s history',
+  listTaskOccurrences: 'The next due dates', skipTaskOccurrence: 'The task, at its next occurrence', listProjects: 'A page of your projects', createProject: 'The project, created (last)',
   getProject: 'The project', updateProject: 'The project, changed', moveProject: 'The project, moved',
 }
 
@@ -77,6 +78,7 @@ const OPERATION_HEADERS: Record<string, Record<string, Record<string, Json>>> = 
   getTask: { 200: { ETag: HEADERS.etag }, 304: { ETag: HEADERS.etag } },
   updateTask: { 200: { ETag: HEADERS.etag } },
   moveTask: { 200: { ETag: HEADERS.etag } },
+  skipTaskOccurrence: { 200: { ETag: HEADERS.etag } },
   createProject: { 201: { ETag: HEADERS.etag, Location: HEADERS.location } },
   getProject: { 200: { ETag: HEADERS.etag }, 304: { ETag: HEADERS.etag } },
   updateProject: { 200: { ETag: HEADERS.etag } },
@@ -103,7 +105,8 @@ function nameSchemas (node: unknown, components: Json): unknown {
   const out: Json = {}
   for (const [key, value] of Object.entries(object)) out[key] = nameSchemas(value, components)
   const title = object.title
-  if (typeof title === 'string' && (out.type === 'object' || out.anyOf || out.oneOf)) {
+  const isObject = out.type === 'object' || (Array.isArray(out.type) && out.type.includes('object')) // nullable objects too
+  if (typeof title === 'string' && (isObject || out.anyOf || out.oneOf)) {
     const { example, examples, ...schema } = out
     const existing = components[title]
     if (existing !== undefined && JSON.stringify(existing) !== JSON.stringify(schema)) {
