@@ -26,7 +26,9 @@ export const CreateTaskBody = Type.Object({
 }, {
   additionalProperties: false,
   title: 'NewTask',
-  examples: [{ title: 'Write the report', description: 'Quarterly numbers for the board', priority: 'high', dueAt: '2026-12-01T17:00:00Z', tags: ['work'] }],
+  // Every last Friday of the month at 09:00 Berlin time, from 25 December 2026.
+  examples: [{ title: 'Write the report', description: 'Monthly numbers for the board', priority: 'high', dueAt: '2026-12-25T08:00:00Z', tags: ['work'],
+    recurrence: { rule: 'FREQ=MONTHLY;BYDAY=-1FR', timezone: 'Europe/Berlin' } }],
 })
 export type CreateTaskBody = Static<typeof CreateTaskBody>
 

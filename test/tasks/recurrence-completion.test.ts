@@ -266,4 +266,41 @@ describe.each(testDatabases)('recurring tasks: completing occurrences, on $name'
     }
     stream.close()
   })
+
+  describe('through the classic routes', () => {
+    const classic = (account: Account, method: 'GET' | 'POST' | 'PUT' | 'PATCH', path: string, payload?: Json) =>
+      send(account, method, `/api/${account.id}/tasks${path}`, payload)
+
+    it('creates one with recurrence, returns it, and a PUT that omits it keeps the series and the due date', async () => {
+      const created = await classic(owner, 'POST', '', { title: 'Bins out', due_date: utc(YEAR, 3, 3, 18), recurrence: { rule: 'FREQ=WEEKLY', timezone: 'Europe/London' } })
+      expect(created.statusCode).toBe(201)
+      const task = created.json()
+      expect(task).toMatchObject({ due_date: utc(YEAR, 3, 3, 18), recurrence: { rule: 'FREQ=WEEKLY', timezone: 'Europe/London', from: 'due' } })
+      expect((await classic(owner, 'GET', `/${task.id}`)).json()).toEqual(task)
+      // A front end that knows neither recurrence nor due dates replaces the title: the series goes on.
+      const renamed = await classic(owner, 'PUT', `/${task.id}`, { title: 'Put the bins out' })
+      expect(renamed.json()).toMatchObject({ title: 'Put the bins out', due_date: utc(YEAR, 3, 3, 18), completed: false, recurrence: task.recurrence })
+    })
+
+    it('completes the current occurrence with a PUT (whatever due_date it sends) and with the toggle', async () => {
+      const task = (await classic(owner, 'POST', '', { title: 'Stretch', due_date: utc(YEAR, 5, 1, 6), recurrence: { rule: 'FREQ=DAILY', timezone: 'UTC' } })).json()
+      const put = await classic(owner, 'PUT', `/${task.id}`, { title: 'Stretch', completed: true, due_date: utc(YEAR, 5, 1, 6) })
+      expect(put.json()).toMatchObject({ completed: false, due_date: utc(YEAR, 5, 2, 6) })
+      // A stale client sending the due date it read completes the occurrence that is current now.
+      const stale = await classic(owner, 'PUT', `/${task.id}`, { title: 'Stretch', completed: true, due_date: utc(YEAR, 5, 1, 6) })
+      expect(stale.json()).toMatchObject({ completed: false, due_date: utc(YEAR, 5, 3, 6) })
+      const toggled = await classic(owner, 'PATCH', `/${task.id}/complete`)
+      expect(toggled.json()).toMatchObject({ completed: false, due_date: utc(YEAR, 5, 4, 6) })
+      expect((await history(owner, task.id)).items.map((c: Json) => c.occurrence)).toEqual([utc(YEAR, 5, 3, 6), utc(YEAR, 5, 2, 6), utc(YEAR, 5, 1, 6)])
+    })
+
+    it('refuses a due_date of null on a recurring task with a 422 naming body.due_date; recurrence: null stops the series', async () => {
+      const task = (await classic(owner, 'POST', '', { title: 'Pay rent', due_date: utc(YEAR, 1, 1, 9), recurrence: { rule: 'FREQ=MONTHLY', timezone: 'UTC' } })).json()
+      expect(expectProblemAt(await classic(owner, 'PUT', `/${task.id}`, { title: 'Pay rent', due_date: null }), 422, 'body.due_date').detail).not.toMatch(/dueAt/)
+      expectProblemAt(await classic(owner, 'PUT', `/${task.id}`, { title: 'Pay rent', recurrence: { rule: 'FREQ=HOURLY' } }), 422, 'body.recurrence.rule')
+      expect((await classic(owner, 'GET', `/${task.id}`)).json()).toEqual(task)
+      const stopped = await classic(owner, 'PUT', `/${task.id}`, { title: 'Pay rent', recurrence: null })
+      expect(stopped.json()).toMatchObject({ recurrence: null, due_date: null })
+    })
+  })
 })

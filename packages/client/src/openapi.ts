@@ -52,7 +52,10 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        /** Toggle completion (classic contract) */
+        /**
+         * Toggle completion (classic contract)
+         * @description On an open recurring task, completes the current occurrence: due_date moves to the next and the task stays open.
+         */
         patch: operations["classicToggleTask"];
         trace?: never;
     };
@@ -478,6 +481,14 @@ export interface components {
             due_date?: string | null;
             /** @enum {string} */
             priority?: "none" | "low" | "medium" | "high";
+            /**
+             * @example {
+             *       "rule": "FREQ=MONTHLY;BYDAY=-1FR",
+             *       "timezone": "Europe/Berlin",
+             *       "from": "due"
+             *     }
+             */
+            recurrence?: components["schemas"]["NewRecurrence"];
             /** @description Trimmed; duplicates (ignoring case) are dropped */
             tags?: string[];
             title: string;
@@ -500,6 +511,14 @@ export interface components {
             id: string;
             /** @enum {string} */
             priority: "none" | "low" | "medium" | "high";
+            /**
+             * @example {
+             *       "rule": "FREQ=MONTHLY;BYDAY=-1FR",
+             *       "timezone": "Europe/Berlin",
+             *       "from": "due"
+             *     }
+             */
+            recurrence: components["schemas"]["Recurrence"];
             tags: string[];
             title: string;
             /**
@@ -511,7 +530,7 @@ export interface components {
         };
         /**
          * ClassicTaskReplacement
-         * @description Replaces every field: an omitted description or due_date becomes null, completed false, priority none, tags empty
+         * @description Replaces every field: an omitted description or due_date becomes null, completed false, priority none, tags empty. A recurring task keeps its series and its due_date when they are omitted (recurrence: null stops the series); completed: true on it completes the current occurrence and moves due_date to the next, whatever due_date was sent
          */
         ClassicTaskReplacement: {
             completed?: boolean;
@@ -523,6 +542,14 @@ export interface components {
             due_date?: string | null;
             /** @enum {string} */
             priority?: "none" | "low" | "medium" | "high";
+            /**
+             * @example {
+             *       "rule": "FREQ=MONTHLY;BYDAY=-1FR",
+             *       "timezone": "Europe/Berlin",
+             *       "from": "due"
+             *     }
+             */
+            recurrence?: components["schemas"]["NewRecurrence"];
             /** @description Trimmed; duplicates (ignoring case) are dropped */
             tags?: string[];
             title: string;
@@ -1205,7 +1232,8 @@ export interface operations {
                      *       ],
                      *       "due_date": "2026-12-01T17:00:00.000Z",
                      *       "created_at": "2026-11-20T09:30:00.000Z",
-                     *       "updated_at": "2026-11-20T09:30:00.000Z"
+                     *       "updated_at": "2026-11-20T09:30:00.000Z",
+                     *       "recurrence": null
                      *     }
                      */
                     "application/json": components["schemas"]["ClassicTask"];
@@ -1347,7 +1375,8 @@ export interface operations {
                      *       ],
                      *       "due_date": "2026-12-01T17:00:00.000Z",
                      *       "created_at": "2026-11-20T09:30:00.000Z",
-                     *       "updated_at": "2026-11-20T09:30:00.000Z"
+                     *       "updated_at": "2026-11-20T09:30:00.000Z",
+                     *       "recurrence": null
                      *     }
                      */
                     "application/json": components["schemas"]["ClassicTask"];
@@ -1438,7 +1467,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description Replaces every field: an omitted description or due_date becomes null, completed false, priority none, tags empty */
+        /** @description Replaces every field: an omitted description or due_date becomes null, completed false, priority none, tags empty. A recurring task keeps its series and its due_date when they are omitted (recurrence: null stops the series); completed: true on it completes the current occurrence and moves due_date to the next, whatever due_date was sent */
         requestBody: {
             content: {
                 /**
@@ -1450,7 +1479,7 @@ export interface operations {
                  *       "tags": [
                  *         "errands"
                  *       ],
-                 *       "due_date": null
+                 *       "due_date": "2026-12-05T10:00:00Z"
                  *     }
                  */
                 "application/json": components["schemas"]["ClassicTaskReplacement"];
@@ -1484,7 +1513,8 @@ export interface operations {
                      *       ],
                      *       "due_date": "2026-12-01T17:00:00.000Z",
                      *       "created_at": "2026-11-20T09:30:00.000Z",
-                     *       "updated_at": "2026-11-20T09:30:00.000Z"
+                     *       "updated_at": "2026-11-20T09:30:00.000Z",
+                     *       "recurrence": null
                      *     }
                      */
                     "application/json": components["schemas"]["ClassicTask"];
@@ -1728,7 +1758,8 @@ export interface operations {
                      *       ],
                      *       "due_date": "2026-12-01T17:00:00.000Z",
                      *       "created_at": "2026-11-20T09:30:00.000Z",
-                     *       "updated_at": "2026-11-20T09:30:00.000Z"
+                     *       "updated_at": "2026-11-20T09:30:00.000Z",
+                     *       "recurrence": null
                      *     }
                      */
                     "application/json": components["schemas"]["ClassicTask"];
@@ -3432,12 +3463,16 @@ export interface operations {
                 /**
                  * @example {
                  *       "title": "Write the report",
-                 *       "description": "Quarterly numbers for the board",
+                 *       "description": "Monthly numbers for the board",
                  *       "priority": "high",
-                 *       "dueAt": "2026-12-01T17:00:00Z",
+                 *       "dueAt": "2026-12-25T08:00:00Z",
                  *       "tags": [
                  *         "work"
-                 *       ]
+                 *       ],
+                 *       "recurrence": {
+                 *         "rule": "FREQ=MONTHLY;BYDAY=-1FR",
+                 *         "timezone": "Europe/Berlin"
+                 *       }
                  *     }
                  */
                 "application/json": components["schemas"]["NewTask"];
