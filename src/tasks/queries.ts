@@ -74,21 +74,27 @@ const LOCK_FOR_WRITE = statement(`select ${TASK_COLUMNS}, to_char(t.due_local, '
 const FIND_SERIES = statement(`select ${TASK_COLUMNS}, to_char(t.due_local, 'YYYY-MM-DD"T"HH24:MI:SS.MS') as "dueLocal",
   t.occurrence_index as "occurrenceIndex" from tasks t where t.user_id = $1 and t.id = $2`)
 const USER_TIMEZONE = statement('select u.timezone from users u where u.id = $1')
-/** The state series.ts planned, on the locked row. $3: completed; completing keeps the first completion's time. */
-const WRITE_PLAN = (sets: string[]) => statement(`update tasks t set due_at = $4::timestamptz,
-  completed = $3::boolean, completed_at = case when $3::boolean then coalesce(t.completed_at, now()) else null end,
-  recurrence = $5::jsonb, due_local = $6::timestamp, occurrence_index = $7${sets.map((set) => `, ${set}`).join('')},
-  version = t.version + 1, updated_at = now() where t.user_id = $1 and t.id = $2 returning ${TASK_COLUMNS}`)
 /**
- * The moment it is recorded, not the transaction's start (now()): a completion that waited for the
- * row behind another began before it, and would seem the older one.
+ * The state series.ts planned, on the locked row, in one statement: $3 completed (completing keeps
+ * the first completion's time), $4-$7 the due date and where the series stands; the descendants
+ * reopened ($8 = 'reopen') or completed ($8 = 'complete'); the occurrence $9 recorded, if any.
  */
-const RECORD_COMPLETION = statement('insert into task_completions (task_id, occurrence, completed_at) values ($1, $2::timestamptz, clock_timestamp())')
-/** A new occurrence starts with its subtasks open again. */
-const REOPEN_SUBTREE = statement(`${SUBTREE} update tasks d set completed = false, completed_at = null, version = d.version + 1,
-  updated_at = now() where d.user_id = $1 and d.id in (select id from subtree) and d.completed`)
-const COMPLETE_SUBTREE = statement(`${SUBTREE} update tasks d set completed = true, completed_at = now(), version = d.version + 1,
-  updated_at = now() where d.user_id = $1 and d.id in (select id from subtree) and not d.completed`)
+const WRITE_PLAN = (sets: string[]) => statement(`${SUBTREE}, reopened as (
+    update tasks d set completed = false, completed_at = null, version = d.version + 1, updated_at = now()
+    where $8::text = 'reopen' and d.user_id = $1 and d.id in (select id from subtree) and d.completed returning d.id
+  ), closed as (
+    update tasks d set completed = true, completed_at = now(), version = d.version + 1, updated_at = now()
+    where $8::text = 'complete' and d.user_id = $1 and d.id in (select id from subtree) and not d.completed returning d.id
+  ), recorded as (
+    -- The moment it is recorded, not the transaction's start (now()): a completion that waited for
+    -- the row behind another began before it, and would seem the older one.
+    insert into task_completions (task_id, occurrence, completed_at)
+    select $2, $9::timestamptz, clock_timestamp() where $9::timestamptz is not null returning id
+  )
+  update tasks t set due_at = $4::timestamptz,
+    completed = $3::boolean, completed_at = case when $3::boolean then coalesce(t.completed_at, now()) else null end,
+    recurrence = $5::jsonb, due_local = $6::timestamp, occurrence_index = $7${sets.map((set) => `, ${set}`).join('')},
+    version = t.version + 1, updated_at = now() where t.user_id = $1 and t.id = $2 returning ${TASK_COLUMNS}`)
 /**
  * A page of a task's history, newest first, below the cursor's id $3 (ids follow the order a task's
  * completions were made: each held the task's row); one row of nulls when the task has none, and
@@ -224,12 +230,9 @@ export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser
       if (!locked) throw notFound('task')
       if (ifVersions !== undefined && !ifVersions.includes(locked.version)) throw preconditionFailed('task')
       const plan = planWrite(locked, changes, { ...options, now: new Date() })
-      // The subtasks first: a move of one of them holds its rows before the user's, as this then does.
-      if (plan.subtasks === 'reopen') await tx.query(REOPEN_SUBTREE, [userId, taskId])
-      if (plan.subtasks === 'complete') await tx.query(COMPLETE_SUBTREE, [userId, taskId])
-      if (plan.completes !== undefined) await tx.query(RECORD_COMPLETION, [taskId, plan.completes])
       const { values, add } = parameters(userId, taskId, plan.completed, plan.dueAt,
-        plan.recurrence === null ? null : JSON.stringify(plan.recurrence), plan.dueLocal, plan.occurrenceIndex)
+        plan.recurrence === null ? null : JSON.stringify(plan.recurrence), plan.dueLocal, plan.occurrenceIndex,
+        plan.subtasks ?? null, plan.completes ?? null)
       return (await queryOne<Task>(tx, WRITE_PLAN(fieldSets(changes, add)), values))!
     })
   }
