@@ -1,7 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { MAX_PAGE_BYTES } from '../http/page-size.js'
 import { problemErrorHandler } from '../http/errors.js'
-import { forbidden, notFound } from '../http/problem.js'
+import { forbidden, notFound, Problem } from '../http/problem.js'
 import { errorResponses, sendEmpty } from '../http/schemas.js'
 import type { TaskQueries } from '../tasks/queries.js'
 import type { ListTasksQuery } from '../tasks/schemas.js'
@@ -33,6 +33,17 @@ function toListQuery (query: ClassicListQuery): ListTasksQuery {
     dueAfter,
     sort: `${descending ? '-' : ''}${SORT_KEYS[sort]}` as ListTasksQuery['sort'],
     limit,
+  }
+}
+
+/** The task queries name v1's fields; this contract calls dueAt due_date. */
+async function inClassicTerms<T> (work: () => Promise<T>): Promise<T> {
+  try {
+    return await work()
+  } catch (error) {
+    if (!(error instanceof Problem) || !error.errors?.some((e) => e.path === 'body.dueAt')) throw error
+    const errors = error.errors.map((e) => e.path === 'body.dueAt' ? { ...e, path: 'body.due_date' } : e)
+    throw new Problem(error.status, error.detail.replaceAll('dueAt', 'due_date'), { type: error.type, errors, headers: error.headers })
   }
 }
 
@@ -87,7 +98,7 @@ export const classicRoutes: FastifyPluginAsyncTypebox<ClassicRoutesOptions> = as
     },
   }, async (request, reply) => {
     const { due_date: dueAt, ...fields } = request.body
-    const task = await tasks.create(ownerOf(request), { ...fields, dueAt })
+    const task = await inClassicTerms(() => tasks.create(ownerOf(request), { ...fields, dueAt }))
     return reply.code(201).send(present(request)(task))
   })
 
@@ -113,9 +124,11 @@ export const classicRoutes: FastifyPluginAsyncTypebox<ClassicRoutesOptions> = as
       response: { 200: ClassicTaskJson, ...errorResponses(401, FOREIGN_PATH, 404, INVALID) },
     },
   }, async (request) => {
-    // A replacement: every field the body leaves out is cleared.
-    const { title, description = null, completed = false, priority = 'none', tags = [], due_date: dueAt = null } = request.body
-    const task = await tasks.update(ownerOf(request), request.params.id, { title, description, completed, priority, tags, dueAt })
+    // A replacement: every field the body leaves out is cleared (the due date of a recurring task
+    // excepted, and its series: see tasks.replace).
+    const { title, description = null, completed = false, priority = 'none', tags = [], due_date: dueAt, recurrence } = request.body
+    const task = await inClassicTerms(() =>
+      tasks.replace(ownerOf(request), request.params.id, { title, description, completed, priority, tags, dueAt, recurrence }))
     return present(request)(task)
   })
 
@@ -123,6 +136,7 @@ export const classicRoutes: FastifyPluginAsyncTypebox<ClassicRoutesOptions> = as
     schema: {
       ...classic,
       operationId: 'classicToggleTask', summary: 'Toggle completion (classic contract)',
+      description: 'On an open recurring task, completes the current occurrence: due_date moves to the next and the task stays open.',
       params: ClassicTaskParams,
       response: { 200: ClassicTaskJson, ...errorResponses(401, FOREIGN_PATH, 404, INVALID) },
     },

@@ -17,6 +17,8 @@ export const users = pgTable('users', {
    */
   email: text('email'),
   name: text('name'),
+  /** An IANA name (checked by the API): the zone of the user's recurring tasks unless a task names its own. */
+  timezone: text('timezone').notNull().default('UTC'),
   /** Argon2id PHC string; null for users of an external identity provider, who have no password. */
   passwordHash: text('password_hash'),
   /** For users of an external identity provider: the token's `iss` and `sub` that identify them. */
@@ -109,6 +111,16 @@ export const tasks = pgTable('tasks', {
   depth: smallint('depth').notNull().default(0),
   /** Order among siblings, in byte order (COLLATE "C"); filled on insert by the trigger. */
   position: text('position').notNull(),
+  /** `{rule, timezone, from}` while the task repeats (issue 18); null otherwise. */
+  recurrence: jsonb('recurrence').$type<{ rule: string, timezone: string, from: 'due' | 'completion' }>(),
+  /**
+   * A recurring task's current occurrence as wall-clock time in its zone, before a DST gap moved it
+   * (02:30 here while due_at says 03:30 that day): the time of day the next occurrences keep.
+   * Read as text (to_char): a timestamp without zone read as a Date would take the process's zone.
+   */
+  dueLocal: timestamp('due_local', { precision: 3, mode: 'string' }),
+  /** The current occurrence's place in its series, 1 for the first: the rule's COUNT is counted against it. */
+  occurrenceIndex: integer('occurrence_index').notNull().default(1),
 }, (t) => [
   index('tasks_user_seq_idx').on(t.userId, t.seq),
   // A project's tasks, the inbox, and a task's subtasks, in their order: one index scan each. The
@@ -130,6 +142,21 @@ export const tasks = pgTable('tasks', {
   // `q` searches title and description with ILIKE; trigrams make each an index scan.
   index('tasks_title_trgm_idx').using('gin', sql`${t.title} gin_trgm_ops`),
   index('tasks_description_trgm_idx').using('gin', sql`${t.description} gin_trgm_ops`),
+])
+
+/**
+ * The history of a recurring task: one row per completed occurrence (its dueAt then), kept while
+ * the task advances, deleted with the task.
+ */
+export const taskCompletions = pgTable('task_completions', {
+  id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+  taskId: uuid('task_id').notNull().references(() => tasks.id, { onDelete: 'cascade' }),
+  occurrence: time('occurrence').notNull(),
+  completedAt: time('completed_at').notNull().defaultNow(),
+}, (t) => [
+  // The history, newest first (ids are taken in the order a task's completions commit: each holds
+  // the task's row), keyset paged; and the cascade's lookup of a deleted task's rows.
+  index('task_completions_task_idx').on(t.taskId, t.id),
 ])
 
 /** A retried `POST /tasks` with the same key returns the stored first answer. Kept 24 hours. */

@@ -64,13 +64,14 @@ const HEADERS = {
 /** What the main answer of each operation is. */
 const SUCCESS: Record<string, string> = {
   register: 'The new account, signed in', login: 'Signed in', refreshSession: 'The session\'s next token pair',
-  getMe: 'The signed-in user', updateMe: 'The user, renamed',
+  getMe: 'The signed-in user', updateMe: 'The user, changed',
   listTasks: 'A page of your tasks', createTask: 'The task, created (or, for a retried Idempotency-Key, the first answer)',
   getTask: 'The task', updateTask: 'The task, changed', syncChanges: 'A page of changes',
   createEventTicket: 'A ticket for GET /api/v1/events?ticket=', classicListTasks: 'Your tasks',
   classicCreateTask: 'The task, created', classicGetTask: 'The task', classicReplaceTask: 'The task, replaced',
   classicToggleTask: 'The task, its completion flipped', health: 'The process is up', readiness: 'The database answers',
-  moveTask: 'The task, moved (its subtasks came with it)', listProjects: 'A page of your projects', createProject: 'The project, created (last)',
+  moveTask: 'The task, moved (its subtasks came with it)', listTaskCompletions: 'A page of the task\'s history',
+  listTaskOccurrences: 'The next due dates', skipTaskOccurrence: 'The task, at its next occurrence', listProjects: 'A page of your projects', createProject: 'The project, created (last)',
   getProject: 'The project', updateProject: 'The project, changed', moveProject: 'The project, moved',
   mcp: 'The JSON-RPC answer (a tool\'s refusal is a result with isError, not an HTTP error)', mcpResourceMetadata: 'The protected-resource document',
 }
@@ -81,6 +82,7 @@ const OPERATION_HEADERS: Record<string, Record<string, Record<string, Json>>> = 
   getTask: { 200: { ETag: HEADERS.etag }, 304: { ETag: HEADERS.etag } },
   updateTask: { 200: { ETag: HEADERS.etag } },
   moveTask: { 200: { ETag: HEADERS.etag } },
+  skipTaskOccurrence: { 200: { ETag: HEADERS.etag } },
   createProject: { 201: { ETag: HEADERS.etag, Location: HEADERS.location, 'Idempotent-Replayed': HEADERS.replayed } },
   getProject: { 200: { ETag: HEADERS.etag }, 304: { ETag: HEADERS.etag } },
   updateProject: { 200: { ETag: HEADERS.etag } },
@@ -112,7 +114,8 @@ function nameSchemas (node: unknown, components: Json): unknown {
   const out: Json = {}
   for (const [key, value] of Object.entries(object)) out[key] = nameSchemas(value, components)
   const title = object.title
-  if (typeof title === 'string' && (out.type === 'object' || out.anyOf || out.oneOf)) {
+  const isObject = out.type === 'object' || (Array.isArray(out.type) && out.type.includes('object')) // nullable objects too
+  if (typeof title === 'string' && (isObject || out.anyOf || out.oneOf)) {
     const { example, examples, ...schema } = out
     const existing = components[title]
     if (existing !== undefined && JSON.stringify(existing) !== JSON.stringify(schema)) {

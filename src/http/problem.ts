@@ -24,6 +24,7 @@ export const ProblemType = {
   projectLimitReached: 'urn:problem-type:taskbase:project-limit-reached',
   tooDeep: 'urn:problem-type:taskbase:too-deep',
   cycle: 'urn:problem-type:taskbase:cycle',
+  notRepeating: 'urn:problem-type:taskbase:not-repeating',
 } as const
 
 /** What each type means, for the OpenAPI document: the code and the reference list the same problems. */
@@ -40,6 +41,7 @@ export const PROBLEM_TYPES: Record<keyof typeof ProblemType, string> = {
   projectLimitReached: '409: the account holds PROJECTS_PER_USER_MAX projects already',
   tooDeep: '409: a task would be more than four levels deep (a top task, its subtask and two more levels)',
   cycle: '409: a task cannot be moved under itself or one of its own subtasks',
+  notRepeating: '409: the task does not repeat, or its series is over: it has no occurrence to skip',
 }
 
 export interface ProblemOptions {
@@ -124,6 +126,10 @@ export const tooDeep = () => new Problem(409,
 
 export const cycle = () => new Problem(409, 'A task cannot be moved under itself or one of its own subtasks',
   { type: ProblemType.cycle, errors: [{ path: 'body.parentId', message: 'is the task itself or one of its subtasks' }] })
+
+export const notRepeating = () => new Problem(409,
+  'The task does not repeat, or its series is over: there is no occurrence to skip',
+  { type: ProblemType.notRepeating })
 
 export const syncExpired = () => new Problem(410,
   'This sync cursor is older than the change log keeps; sync again from the start, without since',

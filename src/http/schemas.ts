@@ -15,6 +15,13 @@ export const DateTime = ({ description, ...options }: { description?: string, ex
     ...options,
   })
 
+/**
+ * An IANA time zone name (`Europe/Berlin`, `UTC`): the validator's `time-zone` format asks the
+ * time-zone database (recurrence/zones.ts). Stored as that database spells it.
+ */
+export const TimeZone = (description: string) =>
+  Type.String({ format: 'time-zone', minLength: 1, maxLength: 64, description: `${description}; an IANA time zone name, such as Europe/Berlin or UTC` })
+
 /** What each error status means, unless a route says more precisely. */
 const MEANINGS: Record<number, string> = {
   400: 'The request does not match the schema, or holds text that cannot be stored as sent (a NUL character, a lone surrogate); `errors` names each wrong field',

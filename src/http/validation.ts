@@ -1,6 +1,8 @@
 import { Ajv } from 'ajv'
 import addFormatsModule from 'ajv-formats'
 import { storableTime } from '../db/timestamps.js'
+import { parseRule } from '../recurrence/rule.js'
+import { ZONE_MESSAGE, zoneName } from '../recurrence/zones.js'
 import type { FieldError } from './problem.js'
 
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default
@@ -18,6 +20,10 @@ export function validatorCompiler () {
     addFormats(ajv)
     // Ours, not ajv-formats': a time we can store exactly (years 0001-9999, no leap second).
     ajv.addFormat('date-time', { type: 'string', validate: (text: string) => storableTime(text).ok })
+    // An IANA zone name the time-zone database knows (recurrence/zones.ts).
+    ajv.addFormat('time-zone', { type: 'string', validate: (text: string) => zoneName(text) !== undefined })
+    // An RRULE body taskbase accepts (recurrence/rule.ts); the message says what is wrong with it.
+    ajv.addFormat('rrule', { type: 'string', validate: (text: string) => parseRule(text).ok })
   }
   return ({ schema, httpPart }: { schema: object, httpPart?: string }) =>
     (httpPart === 'body' ? strict : lenient).compile(schema)
@@ -72,6 +78,11 @@ function fieldMessage (e: SchemaFailure): string {
       if (params.format === 'date-time' && typeof e.data === 'string') {
         const time = storableTime(e.data)
         if (!time.ok) return `${time.reason}, such as 2026-12-01T17:00:00Z`
+      }
+      if (params.format === 'time-zone') return ZONE_MESSAGE
+      if (params.format === 'rrule' && typeof e.data === 'string') {
+        const rule = parseRule(e.data)
+        if (!rule.ok) return rule.message
       }
       if (params.format === 'uuid') return 'must be a UUID, such as 0b9a7c64-5b0f-4f7e-9a3e-4f1f2a8e6d11'
       if (params.format === 'email') return 'must be an email address'

@@ -5,9 +5,13 @@ import { toStoredTime } from '../db/timestamps.js'
 import type { IfVersions } from '../http/conditional.js'
 import { fittingCount } from '../http/page-size.js'
 import { badRequest, notFound, notFoundAt, preconditionFailed, taskLimitReached, tooDeep, type Problem } from '../http/problem.js'
+import { ruleOf } from '../recurrence/rule.js'
+import { localTime, upcoming, type Recurrence } from '../recurrence/schedule.js'
+import type { CompletionsQuery } from '../recurrence/schemas.js'
 import { decodeCursor, encodeCursor, sortValue } from './cursor.js'
 import { createOnce, pruneIdempotencyKeys, requestHash, type Answer } from './idempotency.js'
 import type { CreateTaskBody, ListTasksQuery, Task, UpdateTaskBody } from './schemas.js'
+import { checkStart, decodeHistoryCursor, dueAtRequired, encodeHistoryCursor, planWrite, recurrenceOf, type LockedTask, type WriteOptions } from './series.js'
 import { completingSubtree, likePattern, parameters, SORT_SPECS, SUBTREE, TASK_COLUMNS, TASK_TEXT_BYTES } from './sql.js'
 
 // The owner's id is in every WHERE clause below: ownership is enforced by the statement, never by
@@ -20,9 +24,9 @@ const EXISTS = statement('select 1 as found from tasks t where t.user_id = $1 an
  * and a count read before the lock let concurrent creates pass the cap (60 at once stored up to 29
  * of 10 on PostgreSQL). Locked first, each create reads the count the previous one committed.
  */
-const INSERT = statement(`insert into tasks as t (user_id, title, description, priority, due_at, tags, tag_keys)
-  select $1, $2, $3, $4::task_priority, $5::timestamptz, $6::text[], $7::text[]
-  where (select u.task_count from users u where u.id = $1 for no key update) < $8
+const INSERT = statement(`insert into tasks as t (user_id, title, description, priority, due_at, tags, tag_keys, recurrence, due_local)
+  select $1, $2, $3, $4::task_priority, $5::timestamptz, $6::text[], $7::text[], $8::jsonb, $9::timestamp
+  where (select u.task_count from users u where u.id = $1 for no key update) < $10
   returning ${TASK_COLUMNS}`)
 /**
  * Inserts in a project or under a parent, which must be the user's: the subtask takes its parent's
@@ -32,21 +36,21 @@ const INSERT = statement(`insert into tasks as t (user_id, title, description, p
  * went first, and never deadlocks with this.
  */
 const INSERT_PLACED = statement(`with parent as (
-    select t.project_id, t.depth from tasks t where t.user_id = $1 and t.id = $10::uuid for key share
+    select t.project_id, t.depth from tasks t where t.user_id = $1 and t.id = $12::uuid for key share
   ), project as (
-    select p.id from projects p where p.user_id = $1 and p.id = $9::uuid for key share
+    select p.id from projects p where p.user_id = $1 and p.id = $11::uuid for key share
   ), owner as (
     select u.task_count from users u, (select count(*) from parent) held_parent, (select count(*) from project) held_project
     where u.id = $1 for no key update of u
   )
-  insert into tasks as t (user_id, title, description, priority, due_at, tags, tag_keys, project_id, parent_id, depth)
-  select $1, $2, $3, $4::task_priority, $5::timestamptz, $6::text[], $7::text[],
-    case when $10::uuid is null then $9::uuid else parent.project_id end, $10::uuid, coalesce(parent.depth + 1, 0)
+  insert into tasks as t (user_id, title, description, priority, due_at, tags, tag_keys, recurrence, due_local, project_id, parent_id, depth)
+  select $1, $2, $3, $4::task_priority, $5::timestamptz, $6::text[], $7::text[], $8::jsonb, $9::timestamp,
+    case when $12::uuid is null then $11::uuid else parent.project_id end, $12::uuid, coalesce(parent.depth + 1, 0)
   from (select 1) as one left join parent on true
-  where (select owner.task_count from owner) < $8
-    and ($10::uuid is null or parent.depth is not null)
-    and ($9::uuid is null or exists (select 1 from project))
-    and ($10::uuid is null or not $11::boolean or parent.project_id is not distinct from $9::uuid)
+  where (select owner.task_count from owner) < $10
+    and ($12::uuid is null or parent.depth is not null)
+    and ($11::uuid is null or exists (select 1 from project))
+    and ($12::uuid is null or not $13::boolean or parent.project_id is not distinct from $11::uuid)
     and coalesce(parent.depth, -1) < 3
   returning ${TASK_COLUMNS}`)
 /** What a refused INSERT_PLACED had to go on, to say which condition failed. */
@@ -56,17 +60,60 @@ const CREATION_CHECKS = statement(`select (select u.task_count from users u wher
   (select c.project_id from tasks c where c.user_id = $1 and c.id = $3::uuid) as "parentProject",
   (select c.depth from tasks c where c.user_id = $1 and c.id = $3::uuid) as "parentDepth"`)
 const FOREIGN_KEY_VIOLATION = '23503'
+/** Declines an open recurring task, whose completion is an occurrence's (see `writeLocked`). */
 const TOGGLE = statement(`${SUBTREE}, target as (
     update tasks t set completed = not t.completed,
     completed_at = case when t.completed then null else now() end, version = t.version + 1, updated_at = now()
-    where t.user_id = $1 and t.id = $2 returning ${TASK_COLUMNS}
+    where t.user_id = $1 and t.id = $2 and (t.recurrence is null or t.completed) returning ${TASK_COLUMNS}
   )${completingSubtree('target')}
   select * from target`)
+/** The task, locked for a write decided in code (series.ts), with where its series stands and its owner's zone. */
+const LOCK_FOR_WRITE = statement(`select ${TASK_COLUMNS}, to_char(t.due_local, 'YYYY-MM-DD"T"HH24:MI:SS.MS') as "dueLocal",
+  t.occurrence_index as "occurrenceIndex", u.timezone as "userTimezone"
+  from tasks t join users u on u.id = t.user_id where t.user_id = $1 and t.id = $2 for update of t`)
+const FIND_SERIES = statement(`select ${TASK_COLUMNS}, to_char(t.due_local, 'YYYY-MM-DD"T"HH24:MI:SS.MS') as "dueLocal",
+  t.occurrence_index as "occurrenceIndex" from tasks t where t.user_id = $1 and t.id = $2`)
+const USER_TIMEZONE = statement('select u.timezone from users u where u.id = $1')
+/**
+ * The state series.ts planned, on the locked row, in one statement: $3 completed (completing keeps
+ * the first completion's time), $4-$7 the due date and where the series stands; the descendants
+ * reopened ($8 = 'reopen') or completed ($8 = 'complete'); the occurrence $9 recorded, if any.
+ */
+const WRITE_PLAN = (sets: string[]) => statement(`${SUBTREE}, reopened as (
+    update tasks d set completed = false, completed_at = null, version = d.version + 1, updated_at = now()
+    where $8::text = 'reopen' and d.user_id = $1 and d.id in (select id from subtree) and d.completed returning d.id
+  ), closed as (
+    update tasks d set completed = true, completed_at = now(), version = d.version + 1, updated_at = now()
+    where $8::text = 'complete' and d.user_id = $1 and d.id in (select id from subtree) and not d.completed returning d.id
+  ), recorded as (
+    -- The moment it is recorded, not the transaction's start (now()): a completion that waited for
+    -- the row behind another began before it, and would seem the older one.
+    insert into task_completions (task_id, occurrence, completed_at)
+    select $2, $9::timestamptz, clock_timestamp() where $9::timestamptz is not null returning id
+  )
+  update tasks t set due_at = $4::timestamptz,
+    completed = $3::boolean, completed_at = case when $3::boolean then coalesce(t.completed_at, now()) else null end,
+    recurrence = $5::jsonb, due_local = $6::timestamp, occurrence_index = $7${sets.map((set) => `, ${set}`).join('')},
+    version = t.version + 1, updated_at = now() where t.user_id = $1 and t.id = $2 returning ${TASK_COLUMNS}`)
+/**
+ * A page of a task's history, newest first, below the cursor's id $3 (ids follow the order a task's
+ * completions were made: each held the task's row); one row of nulls when the task has none, and
+ * no row when the task is not the user's.
+ */
+const HISTORY = statement(`select c.occurrence, c."completedAt", c.id from tasks t left join lateral (
+    select c.occurrence, c.completed_at as "completedAt", c.id from task_completions c
+    where c.task_id = t.id and c.id < $3 order by c.id desc limit $4
+  ) c on true where t.user_id = $1 and t.id = $2`)
 const DELETE = statement('delete from tasks t where t.user_id = $1 and t.id = $2 returning t.id')
 const DELETE_IF_VERSION = statement('delete from tasks t where t.user_id = $1 and t.id = $2 and t.version = any($3::int[]) returning t.id')
 
 export interface TaskPage {
   items: Task[]
+  nextCursor: string | null
+}
+
+export interface CompletionPage {
+  items: Array<{ occurrence: string, completedAt: string }>
   nextCursor: string | null
 }
 
@@ -80,10 +127,27 @@ function normalizeTags (tags: string[]): { tags: string[], tagKeys: string[] } {
   return { tags: [...byKey.values()], tagKeys: [...byKey.keys()] }
 }
 
-function insertValues (userId: string, input: CreateTaskBody): unknown[] {
+/** A new task's series, in stored form, and its first occurrence's wall-clock time; both null without one. */
+interface NewSeries { recurrence: Recurrence | null, dueLocal: string | null }
+
+function insertValues (userId: string, input: CreateTaskBody, series: NewSeries): unknown[] {
   const { tags, tagKeys } = normalizeTags(input.tags ?? [])
   return [userId, input.title.trim(), input.description ?? null, input.priority ?? 'none',
-    input.dueAt ? toStoredTime(input.dueAt) : null, tags, tagKeys]
+    input.dueAt ? toStoredTime(input.dueAt) : null, tags, tagKeys,
+    series.recurrence === null ? null : JSON.stringify(series.recurrence), series.dueLocal]
+}
+
+/** The SET clauses of the fields a write changes as given (title, description, priority, tags). */
+function fieldSets (changes: UpdateTaskBody, add: (value: unknown) => string): string[] {
+  const set: string[] = []
+  if (changes.title !== undefined) set.push(`title = ${add(changes.title.trim())}`)
+  if (changes.description !== undefined) set.push(`description = ${add(changes.description)}`)
+  if (changes.priority !== undefined) set.push(`priority = ${add(changes.priority)}::task_priority`)
+  if (changes.tags !== undefined) {
+    const { tags, tagKeys } = normalizeTags(changes.tags)
+    set.push(`tags = ${add(tags)}::text[]`, `tag_keys = ${add(tagKeys)}::text[]`)
+  }
+  return set
 }
 
 export interface TaskQueryOptions {
@@ -127,13 +191,50 @@ export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser
   /** `sql` is a transaction when the task has a parent (see `create` below). */
   const insert = async (sql: Sql, userId: string, input: CreateTaskBody): Promise<Task> => {
     const placed = input.projectId != null || input.parentId !== undefined
+    const series = await newSeries(sql, userId, input)
     if (input.parentId !== undefined) await sql.query(SHARE_USER_MOVES, [userId])
     const task = placed
-      ? await queryOne<Task>(sql, INSERT_PLACED, [...insertValues(userId, input), maxTasksPerUser,
+      ? await queryOne<Task>(sql, INSERT_PLACED, [...insertValues(userId, input, series), maxTasksPerUser,
         input.projectId ?? null, input.parentId ?? null, input.projectId !== undefined])
-      : await queryOne<Task>(sql, INSERT, [...insertValues(userId, input), maxTasksPerUser])
+      : await queryOne<Task>(sql, INSERT, [...insertValues(userId, input, series), maxTasksPerUser])
     if (!task) throw placed ? await whyNotCreated(sql, userId, input) : taskLimitReached(maxTasksPerUser)
     return task
+  }
+
+  /**
+   * A new task's series, checked: it needs a dueAt, and a rule that can start there. The user's zone
+   * is read only when the body names none.
+   */
+  async function newSeries (sql: Sql, userId: string, input: CreateTaskBody): Promise<NewSeries> {
+    if (input.recurrence == null) return { recurrence: null, dueLocal: null }
+    if (!input.dueAt) throw dueAtRequired(false)
+    const timezone = input.recurrence.timezone ?? (await queryOne<{ timezone: string }>(sql, USER_TIMEZONE, [userId]))?.timezone ?? 'UTC'
+    const recurrence = recurrenceOf({ ...input.recurrence, timezone }, timezone)
+    const dueAt = toStoredTime(input.dueAt)
+    checkStart(recurrence, dueAt)
+    return { recurrence, dueLocal: localTime(dueAt, recurrence.timezone) }
+  }
+
+  /**
+   * The write a single statement cannot make: an occurrence of a recurring task completed (or
+   * skipped), a series set, a recurring task's dueAt changed. One transaction: the row is locked,
+   * series.ts decides its new state, and the state, the history and the subtasks are written
+   * together (the triggers log each row written, as for any write). Every completion of a recurring
+   * task comes here, whichever route it came by; a task that does not repeat gets what the single
+   * statement would have done. Throws the refusal (404, 412, 400, 409); a refused write changes nothing.
+   */
+  function writeLocked (userId: string, taskId: string, changes: UpdateTaskBody, ifVersions: IfVersions,
+    options: Omit<WriteOptions, 'now'> = {}): Promise<Task> {
+    return db.transaction(async (tx) => {
+      const locked = await queryOne<LockedTask>(tx, LOCK_FOR_WRITE, [userId, taskId])
+      if (!locked) throw notFound('task')
+      if (ifVersions !== undefined && !ifVersions.includes(locked.version)) throw preconditionFailed('task')
+      const plan = planWrite(locked, changes, { ...options, now: new Date() })
+      const { values, add } = parameters(userId, taskId, plan.completed, plan.dueAt,
+        plan.recurrence === null ? null : JSON.stringify(plan.recurrence), plan.dueLocal, plan.occurrenceIndex,
+        plan.subtasks ?? null, plan.completes ?? null)
+      return (await queryOne<Task>(tx, WRITE_PLAN(fieldSets(changes, add)), values))!
+    })
   }
 
   /**
@@ -147,6 +248,41 @@ export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser
       if ((error as { code?: unknown }).code !== FOREIGN_KEY_VIOLATION) throw error
       throw await whyNotCreated(db, userId, input)
     }
+  }
+
+  /**
+   * A PATCH (or a classic PUT, `replacing`) as one statement, which declines any write that may
+   * concern a series when the task repeats (`t.recurrence is null`); those, and every change of
+   * `recurrence`, go through `writeLocked`. A plain task's completion stays one statement.
+   */
+  async function write (userId: string, taskId: string, changes: UpdateTaskBody, ifVersions: IfVersions, replacing: boolean): Promise<Task> {
+    if (changes.recurrence !== undefined) return writeLocked(userId, taskId, changes, ifVersions, { replacing })
+    const mayConcernSeries = replacing || changes.completed === true || changes.dueAt !== undefined
+    // $1 and $2, as SUBTREE expects them.
+    const { values, add } = parameters(userId, taskId)
+    const where = ['t.user_id = $1', 't.id = $2']
+    const set = fieldSets(changes, add)
+    if (changes.dueAt !== undefined) set.push(`due_at = ${add(changes.dueAt === null ? null : toStoredTime(changes.dueAt))}::timestamptz`)
+    else if (replacing) set.push('due_at = null')
+    if (changes.completed !== undefined) {
+      // Completing a completed task keeps the time it was first completed.
+      set.push(changes.completed
+        ? 'completed = true, completed_at = coalesce(t.completed_at, now())'
+        : 'completed = false, completed_at = null')
+    }
+    if (mayConcernSeries) where.push('t.recurrence is null')
+    if (ifVersions !== undefined) where.push(`t.version = any(${add(ifVersions)}::int[])`)
+    // The version is bumped inside the UPDATE, not read-then-write: of two PATCHes with one
+    // If-Match, the second re-checks the version after the first commits, and fails.
+    const update = `update tasks t set ${set.join(', ')}, version = t.version + 1, updated_at = now() ` +
+      `where ${where.join(' and ')} returning ${TASK_COLUMNS}`
+    const text = changes.completed === true
+      ? `${SUBTREE}, target as (${update})${completingSubtree('target')} select * from target`
+      : update
+    const task = await queryOne<Task>(db, statement(text), values)
+    if (task) return task
+    // Declined: a recurring task (or none, or a stale If-Match, which the locked write tells apart).
+    return mayConcernSeries ? writeLocked(userId, taskId, changes, ifVersions, { replacing }) : refused(userId, taskId, ifVersions)
   }
 
   return {
@@ -200,6 +336,7 @@ export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser
       if (query.parentId !== undefined) {
         conditions.push(query.parentId === 'none' ? 't.parent_id is null' : `t.parent_id = ${add(query.parentId)}::uuid`)
       }
+      if (query.recurring !== undefined) conditions.push(`t.recurrence is ${query.recurring ? 'not ' : ''}null`)
       if (query.cursor !== undefined) {
         const cursor = decodeCursor(query.cursor, sort)
         conditions.push(`(${spec.key}, t.id) ${spec.descending ? '<' : '>'} (${spec.keyOf(add(cursor.value))}, ${add(cursor.id)}::uuid)`)
@@ -226,45 +363,69 @@ export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser
 
     /**
      * Changes the given fields; with `ifVersions` (from If-Match) only if the task is still at one of
-     * them. Completing a task completes its open subtasks at every level, in the same statement.
+     * them. Completing a task completes its open subtasks at every level, in the same statement;
+     * completing a recurring task completes its current occurrence instead (see `writeLocked`).
      */
     async update (userId: string, taskId: string, changes: UpdateTaskBody, ifVersions?: IfVersions): Promise<Task> {
-      // $1 and $2, as SUBTREE expects them.
-      const { values, add } = parameters(userId, taskId)
-      const where = ['t.user_id = $1', 't.id = $2']
-      const set: string[] = []
-      if (changes.title !== undefined) set.push(`title = ${add(changes.title.trim())}`)
-      if (changes.description !== undefined) set.push(`description = ${add(changes.description)}`)
-      if (changes.priority !== undefined) set.push(`priority = ${add(changes.priority)}::task_priority`)
-      if (changes.dueAt !== undefined) set.push(`due_at = ${add(changes.dueAt === null ? null : toStoredTime(changes.dueAt))}::timestamptz`)
-      if (changes.tags !== undefined) {
-        const { tags, tagKeys } = normalizeTags(changes.tags)
-        set.push(`tags = ${add(tags)}::text[]`, `tag_keys = ${add(tagKeys)}::text[]`)
-      }
-      if (changes.completed !== undefined) {
-        // Completing a completed task keeps the time it was first completed.
-        set.push(changes.completed
-          ? 'completed = true, completed_at = coalesce(t.completed_at, now())'
-          : 'completed = false, completed_at = null')
-      }
-      if (ifVersions !== undefined) where.push(`t.version = any(${add(ifVersions)}::int[])`)
-      // The version is bumped inside the UPDATE, not read-then-write: of two PATCHes with one
-      // If-Match, the second re-checks the version after the first commits, and fails.
-      const update = `update tasks t set ${set.join(', ')}, version = t.version + 1, updated_at = now() ` +
-        `where ${where.join(' and ')} returning ${TASK_COLUMNS}`
-      const text = changes.completed === true
-        ? `${SUBTREE}, target as (${update})${completingSubtree('target')} select * from target`
-        : update
-      const task = await queryOne<Task>(db, statement(text), values) ?? await refused(userId, taskId, ifVersions)
+      const task = await write(userId, taskId, changes, ifVersions, false)
       changed(userId)
       return task
     },
 
-    /** Flips `completed` (and sets or clears `completedAt`) in one statement; completing completes the subtasks too. */
-    async toggle (userId: string, taskId: string): Promise<Task> {
-      const task = await queryOne<Task>(db, TOGGLE, [userId, taskId]) ?? await refused(userId, taskId, undefined)
+    /**
+     * The classic PUT: every field replaced, omitted ones cleared, except a recurring task's series
+     * and due date, which an omitted `recurrence` or due date leaves as they are (see series.ts).
+     */
+    async replace (userId: string, taskId: string, fields: UpdateTaskBody): Promise<Task> {
+      const task = await write(userId, taskId, fields, undefined, true)
       changed(userId)
       return task
+    },
+
+    /**
+     * Flips `completed` (and sets or clears `completedAt`) in one statement; completing completes the
+     * subtasks too. On an open recurring task it completes the current occurrence instead (`update`).
+     */
+    async toggle (userId: string, taskId: string): Promise<Task> {
+      const task = await queryOne<Task>(db, TOGGLE, [userId, taskId]) ?? await writeLocked(userId, taskId, { completed: true }, undefined)
+      changed(userId)
+      return task
+    },
+
+    /** Moves a recurring task to its next occurrence without recording a completion. */
+    async skip (userId: string, taskId: string, ifVersions?: IfVersions): Promise<Task> {
+      const task = await writeLocked(userId, taskId, {}, ifVersions, { skip: true })
+      changed(userId)
+      return task
+    },
+
+    /** A page of the task's history, newest first; undefined when the task is not the user's. */
+    async completions (userId: string, taskId: string, query: CompletionsQuery): Promise<CompletionPage | undefined> {
+      const limit = query.limit ?? 20
+      const below = query.cursor === undefined ? Number.MAX_SAFE_INTEGER : decodeHistoryCursor(query.cursor)
+      const rows = await db.query<{ occurrence: string | null, completedAt: string | null, id: number | null }>(HISTORY,
+        [userId, taskId, below, limit + 1])
+      if (rows.length === 0) return undefined
+      const found = rows.filter((row) => row.id !== null) as Array<{ occurrence: string, completedAt: string, id: number }>
+      const items = found.slice(0, limit)
+      const last = items.at(-1)
+      return {
+        items: items.map(({ occurrence, completedAt }) => ({ occurrence, completedAt })),
+        nextCursor: found.length > limit && last ? encodeHistoryCursor(last.id) : null,
+      }
+    },
+
+    /**
+     * The task's next due dates, at most `limit`: its current dueAt, then for a recurring task the
+     * occurrences after it; undefined when the task is not the user's.
+     */
+    async occurrences (userId: string, taskId: string, limit: number): Promise<string[] | undefined> {
+      const task = await queryOne<Task & { dueLocal: string | null, occurrenceIndex: number }>(db, FIND_SERIES, [userId, taskId])
+      if (!task) return undefined
+      if (task.completed || task.dueAt === null) return []
+      if (task.recurrence === null || task.dueLocal === null) return [task.dueAt]
+      return upcoming(ruleOf(task.recurrence.rule), task.recurrence,
+        { dueAt: task.dueAt, local: task.dueLocal, index: task.occurrenceIndex }, limit)
     },
 
     /** Deletes the task and its subtasks; with `ifVersions`, only if the task is still at one of them. */

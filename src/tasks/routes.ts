@@ -2,6 +2,7 @@ import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typ
 import { etagOf, ifMatchVersions, noneMatchHits } from '../http/conditional.js'
 import { notFound } from '../http/problem.js'
 import { errorResponses, IdempotencyHeaders, sendEmpty } from '../http/schemas.js'
+import { CompletionPageJson, CompletionsQuery, OccurrencesJson, OccurrencesQuery } from '../recurrence/schemas.js'
 import type { TaskQueries } from './queries.js'
 import type { TaskTree } from './tree.js'
 import {
@@ -77,7 +78,9 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
     schema: {
       tags: ['tasks'],
       operationId: 'updateTask', summary: 'Change some fields of a task',
-      description: 'completed: true sets completedAt (kept if already set); false clears it.',
+      description: 'completed: true sets completedAt (kept if already set); false clears it. On a recurring task, completed: true ' +
+        'completes the current occurrence instead: it is recorded in the history, dueAt moves to the next occurrence, and the task ' +
+        'stays open (with If-Match, only the occurrence the client saw). Once COUNT or UNTIL is used up, the task completes for good.',
       params: TaskParams,
       headers: IfMatchHeaders,
       body: UpdateTaskBody,
@@ -101,6 +104,57 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
     const { userId, params: { id } } = request
     await tasks.delete(userId, id, ifMatchVersions(request.headers['if-match'], id))
     return sendEmpty(reply, 204)
+  })
+
+  app.get('/tasks/:id/completions', {
+    schema: {
+      tags: ['tasks'],
+      operationId: 'listTaskCompletions', summary: 'The occurrences of a recurring task that were completed',
+      description: 'Newest first, keyset paged: pass nextCursor as cursor. Each completion of a recurring task leaves one, kept while ' +
+        'the task advances and deleted with it. A task that does not repeat has none.',
+      params: TaskParams,
+      querystring: CompletionsQuery,
+      response: { 200: CompletionPageJson, ...errorResponses([400, 'The limit or the cursor is invalid; errors names it'], 401, 404) },
+    },
+  }, async (request) => {
+    const page = await tasks.completions(request.userId, request.params.id, request.query)
+    if (!page) throw notFound('task')
+    return page
+  })
+
+  app.get('/tasks/:id/occurrences', {
+    schema: {
+      tags: ['tasks'],
+      operationId: 'listTaskOccurrences', summary: 'The next due dates of a task',
+      description: 'The current dueAt, then, for a recurring task, the occurrences after it (as if each were completed on time) until ' +
+        'COUNT or UNTIL ends the series.',
+      params: TaskParams,
+      querystring: OccurrencesQuery,
+      response: { 200: OccurrencesJson, ...errorResponses([400, 'The limit is invalid'], 401, 404) },
+    },
+  }, async (request) => {
+    const dates = await tasks.occurrences(request.userId, request.params.id, request.query.limit ?? 10)
+    if (!dates) throw notFound('task')
+    return { items: dates.map((dueAt) => ({ dueAt })) }
+  })
+
+  app.post('/tasks/:id/skip', {
+    schema: {
+      tags: ['tasks'],
+      operationId: 'skipTaskOccurrence', summary: 'Move a recurring task to its next occurrence without completing this one',
+      description: 'Nothing is recorded in the history; subtasks completed for this occurrence are reopened. Skipping the last ' +
+        'occurrence (COUNT or UNTIL used up) ends the series: the task completes for good.',
+      params: TaskParams,
+      headers: IfMatchHeaders,
+      response: {
+        200: TaskJson,
+        ...errorResponses(400, 401, 404, [409, 'The task does not repeat, or its series is over (type not-repeating)'], 412),
+      },
+    },
+  }, async (request, reply) => {
+    const { userId, params: { id } } = request
+    const task = await tasks.skip(userId, id, ifMatchVersions(request.headers['if-match'], id))
+    return reply.header('etag', etagOf(task.id, task.version)).send(task)
   })
 
   app.post('/tasks/:id/move', {

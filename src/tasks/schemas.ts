@@ -1,5 +1,6 @@
 import { Type, type Static } from '@fastify/type-provider-typebox'
 import { DateTime, Nullable, StringEnum, Uuid } from '../http/schemas.js'
+import { RECURRENCE_EXAMPLE, RecurrenceBody, RecurrenceJson } from '../recurrence/schemas.js'
 
 export const Priority = StringEnum(['none', 'low', 'medium', 'high'])
 const Title = Type.String({ minLength: 1, maxLength: 500, pattern: '\\S', description: 'Trimmed; not blank' })
@@ -21,10 +22,13 @@ export const CreateTaskBody = Type.Object({
   tags: Type.Optional(Tags),
   projectId: Type.Optional(ProjectRef),
   parentId: Type.Optional(Type.String({ format: 'uuid', description: 'Create it as a subtask of this task (in that task\'s project), last among its subtasks' })),
+  recurrence: Type.Optional(RecurrenceBody),
 }, {
   additionalProperties: false,
   title: 'NewTask',
-  examples: [{ title: 'Write the report', description: 'Quarterly numbers for the board', priority: 'high', dueAt: '2026-12-01T17:00:00Z', tags: ['work'] }],
+  // Every last Friday of the month at 09:00 Berlin time, from 25 December 2026.
+  examples: [{ title: 'Write the report', description: 'Monthly numbers for the board', priority: 'high', dueAt: '2026-12-25T08:00:00Z', tags: ['work'],
+    recurrence: { rule: 'FREQ=MONTHLY;BYDAY=-1FR', timezone: 'Europe/Berlin' } }],
 })
 export type CreateTaskBody = Static<typeof CreateTaskBody>
 
@@ -35,7 +39,15 @@ export const UpdateTaskBody = Type.Object({
   priority: Type.Optional(Priority),
   dueAt: Type.Optional(DueAt),
   tags: Type.Optional(Tags),
-}, { additionalProperties: false, minProperties: 1, title: 'TaskChanges', examples: [{ completed: true }] })
+  recurrence: Type.Optional(RecurrenceBody),
+}, {
+  additionalProperties: false,
+  minProperties: 1,
+  title: 'TaskChanges',
+  description: 'completed: true on a recurring task completes its current occurrence: dueAt moves to the next one and the task stays open ' +
+    '(once COUNT or UNTIL is used up, it completes for good). Such a request cannot also change dueAt',
+  examples: [{ completed: true }],
+})
 export type UpdateTaskBody = Static<typeof UpdateTaskBody>
 
 export const TaskParams = Type.Object({ id: Uuid })
@@ -80,6 +92,7 @@ export const ListTasksQuery = Type.Object({
     pattern: '^(inbox|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$',
     description: 'A project\'s id, or inbox: the tasks at every level of that project (or of no project)',
   })),
+  recurring: Type.Optional(Type.Boolean({ description: 'true: only tasks that repeat; false: only tasks that do not' })),
   parentId: Type.Optional(Type.String({
     pattern: '^(none|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$',
     description: 'A task\'s id: its direct subtasks; none: top-level tasks only',
@@ -90,11 +103,11 @@ export type ListTasksQuery = Static<typeof ListTasksQuery>
 const TASK_EXAMPLE = {
     id: '0b9a7c64-5b0f-4f7e-9a3e-4f1f2a8e6d11',
     title: 'Write the report',
-    description: 'Quarterly numbers for the board',
+    description: 'Monthly numbers for the board',
     completed: false,
     completedAt: null,
     priority: 'high',
-    dueAt: '2026-12-01T17:00:00.000Z',
+    dueAt: '2026-12-25T08:00:00.000Z',
     tags: ['work'],
     createdAt: '2026-11-20T09:30:00.000Z',
     updatedAt: '2026-11-20T09:30:00.000Z',
@@ -102,6 +115,7 @@ const TASK_EXAMPLE = {
     projectId: '7c1e4a2b-3d5f-4e6a-8b9c-0d1e2f3a4b5c',
     parentId: null,
     position: 'a3',
+    recurrence: RECURRENCE_EXAMPLE,
   }
 
 export const TaskJson = Type.Object({
@@ -119,6 +133,7 @@ export const TaskJson = Type.Object({
   projectId: Nullable(Type.String({ format: 'uuid', description: 'Its project; null: the inbox' })),
   parentId: Nullable(Type.String({ format: 'uuid', description: 'The task it is a subtask of; null: top level' })),
   position: Type.String({ description: 'Its place among its siblings; opaque, sorts in byte order. Change it with POST /api/v1/tasks/{id}/move' }),
+  recurrence: Nullable(RecurrenceJson),
 }, { title: 'Task', examples: [TASK_EXAMPLE] })
 export type TaskJson = Static<typeof TaskJson>
 /** A task as the queries return it: a row is already its JSON. */

@@ -6,6 +6,8 @@ export interface User {
   /** As the user typed it, trimmed; null for an external user whose token carried none. */
   email: string | null
   name: string | null
+  /** An IANA name, as the time-zone database spells it; `UTC` until the user sets one. */
+  timezone: string
   /** Argon2id PHC string; null for users of an external identity provider, who have no password. */
   passwordHash: string | null
   createdAt: string
@@ -20,7 +22,7 @@ export interface ExternalIdentity {
   name?: string
 }
 
-const USER_COLUMNS = 'id, email, name, password_hash as "passwordHash", created_at as "createdAt", updated_at as "updatedAt"'
+const USER_COLUMNS = 'id, email, name, timezone, password_hash as "passwordHash", created_at as "createdAt", updated_at as "updatedAt"'
 
 // Emails of local accounts are kept as typed (trimmed) and compared case-insensitively; external
 // users are never matched by email.
@@ -34,7 +36,9 @@ const INSERT_EXTERNAL = statement(`insert into users (auth_issuer, auth_subject,
   on conflict (auth_issuer, auth_subject) do nothing returning ${USER_COLUMNS}`)
 const UPDATE_PROFILE = statement(`update users set email = $2, name = $3, updated_at = now()
   where id = $1 and (email is distinct from $2 or name is distinct from $3) returning ${USER_COLUMNS}`)
-const UPDATE_NAME = statement(`update users set name = $2, updated_at = now() where id = $1 returning ${USER_COLUMNS}`)
+/** $2: whether to set the name (to $3, which may be null); $4: the time zone, or null to keep it. */
+const UPDATE_PROFILE_FIELDS = statement(`update users set name = case when $2::boolean then $3 else name end,
+  timezone = coalesce($4, timezone), updated_at = now() where id = $1 returning ${USER_COLUMNS}`)
 const UPDATE_PASSWORD = statement(`update users set password_hash = $2, updated_at = now() where id = $1 returning ${USER_COLUMNS}`)
 const DELETE = statement('delete from users where id = $1 returning id')
 
@@ -68,7 +72,9 @@ export function userQueries (db: Database) {
 
     exists: async (userId: string): Promise<boolean> => (await queryOne(db, EXISTS, [userId])) !== undefined,
 
-    updateName: (userId: string, name: string | null): Promise<User | undefined> => queryOne<User>(db, UPDATE_NAME, [userId, name]),
+    /** Sets the fields given: `name` (null clears it) and `timezone` (an IANA name the caller has checked). */
+    update: (userId: string, changes: { name?: string | null, timezone?: string }): Promise<User | undefined> =>
+      queryOne<User>(db, UPDATE_PROFILE_FIELDS, [userId, changes.name !== undefined, changes.name ?? null, changes.timezone ?? null]),
 
     updatePassword: (userId: string, passwordHash: string): Promise<User | undefined> =>
       queryOne<User>(db, UPDATE_PASSWORD, [userId, passwordHash]),

@@ -5,6 +5,7 @@ import { badRequest, noPassword, unauthorized, wrongPassword } from '../http/pro
 import { errorResponses, sendEmpty } from '../http/schemas.js'
 import type { LoginLimit } from '../limits/login-limit.js'
 import type { FastifyReply } from 'fastify'
+import { zoneName } from '../recurrence/zones.js'
 import type { User, UserQueries } from './queries.js'
 import { ChangePasswordBody, DeleteUserBody, toUserJson, UpdateUserBody, UserJson } from './schemas.js'
 
@@ -43,12 +44,17 @@ export const userRoutes: FastifyPluginAsyncTypebox<UserRoutesOptions> = async (a
   app.patch('/users/me', {
     schema: {
       tags: ['users'],
-      operationId: 'updateMe', summary: 'Change the display name',
+      operationId: 'updateMe', summary: 'Change the display name or the time zone',
       body: UpdateUserBody,
       response: { 200: UserJson, ...errorResponses(400, 401) },
     },
   }, async (request) => {
-    const user = await users.updateName(request.userId, request.body.name?.trim() ?? null)
+    const { name, timezone } = request.body
+    const user = await users.update(request.userId, {
+      name: name === undefined ? undefined : name?.trim() ?? null,
+      // The schema has checked the zone exists; it is stored as the time-zone database spells it.
+      timezone: timezone === undefined ? undefined : zoneName(timezone),
+    })
     if (!user) throw unauthorized()
     return toUserJson(user)
   })

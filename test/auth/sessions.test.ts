@@ -19,6 +19,7 @@ const sessionShape = (email: string, name: string | null = null) => ({
     id: expect.stringMatching(UUID),
     email,
     name,
+    timezone: 'UTC',
     createdAt: expect.stringMatching(UTC_TIME),
     updatedAt: expect.stringMatching(UTC_TIME),
   },

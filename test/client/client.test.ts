@@ -243,6 +243,31 @@ describe.each(testDatabases)('the typed client over HTTP on $name', (target) => 
       expect((await tb.tasks.list()).items).toHaveLength(1)
     })
 
+    it('completes occurrences of a recurring task, reads its history and its next dates, and skips one', async () => {
+      const { tb, recorder } = await signedIn()
+      const year = new Date().getUTCFullYear() + 2
+      const on = (day: number) => new Date(Date.UTC(year, 0, day, 9)).toISOString()
+      const task = await tb.tasks.create({ title: 'Stretch', dueAt: on(1), recurrence: { rule: 'FREQ=DAILY', timezone: 'UTC' } })
+      expect(task.recurrence).toEqual({ rule: 'FREQ=DAILY', timezone: 'UTC', from: 'due' })
+      let current = task
+      for (let i = 0; i < 5; i++) current = await tb.tasks.update(task.id, { completed: true }, { ifMatch: current })
+      expect(current).toMatchObject({ completed: false, dueAt: on(6) })
+      expect(await rejection(tb.tasks.update(task.id, { completed: true }, { ifMatch: task }))).toMatchObject({ status: 412, type: ProblemType.preconditionFailed })
+
+      expect(await tb.tasks.occurrences(task.id, { limit: 3 })).toEqual([on(6), on(7), on(8)])
+      const page = await tb.tasks.completions(task.id, { limit: 2 })
+      expect(page.items.map((c) => c.occurrence)).toEqual([on(5), on(4)])
+      const history: string[] = []
+      for await (const completion of tb.tasks.allCompletions(task.id, { limit: 2 })) history.push(completion.occurrence)
+      expect(history).toEqual([on(5), on(4), on(3), on(2), on(1)])
+      expect(recorder.count('GET', `/api/v1/tasks/${task.id}/completions`)).toBe(4)
+
+      expect(await tb.tasks.skip(task.id, { ifMatch: current })).toMatchObject({ dueAt: on(7) })
+      expect((await tb.tasks.completions(task.id)).items).toHaveLength(5)
+      const plain = await tb.tasks.create({ title: 'Once' })
+      expect(await rejection(tb.tasks.skip(plain.id))).toMatchObject({ status: 409, type: ProblemType.notRepeating })
+    })
+
     it('walks every page with listAll, fetching a page at a time', async () => {
       const { tb, recorder } = await signedIn()
       for (let batch = 0; batch < 45; batch += 15) {

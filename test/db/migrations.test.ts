@@ -5,8 +5,10 @@ import { PGlite } from '@electric-sql/pglite'
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm'
 import { drizzle } from 'drizzle-orm/pglite'
 import { migrate } from 'drizzle-orm/pglite/migrator'
+import Fastify from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { migrationsFolder } from '../../src/db/shared.js'
+import { TaskJson } from '../../src/tasks/schemas.js'
 
 /** The committed migrations up to and including `lastTag`, in a folder of their own. */
 async function migrationsUpTo (lastTag: string): Promise<string> {
@@ -123,5 +125,47 @@ describe('migration 0012: lists holding an over-long position get short keys', (
     expect(await list(project!.id)).toEqual(projectBefore) // a list with short keys is left alone
     await insert('i4', null)
     expect((await list(null)).map((r) => r.title)).toEqual(['i1', 'i3', 'i2', 'i4'])
+  })
+})
+
+describe('migration 0015: answers stored for retried creates before recurring tasks', () => {
+  let db: PGlite
+  let oldFolder: string
+  beforeAll(async () => {
+    db = await PGlite.create(undefined, { extensions: { pg_trgm } })
+    oldFolder = await migrationsUpTo('0014_recurrence')
+  })
+  afterAll(async () => {
+    await db.close()
+    await rm(oldFolder, { recursive: true, force: true })
+  })
+
+  it('gain recurrence: null, so a retry still gets the first answer, not a 500', async () => {
+    await migrate(drizzle({ client: db }), { migrationsFolder: oldFolder })
+    const { rows: [user] } = await db.query<{ id: string }>(`insert into users (email, password_hash) values ('a@example.com', 'x') returning id`)
+    const stored = {
+      id: '0b9a7c64-5b0f-4f7e-9a3e-4f1f2a8e6d11', title: 'Once', description: null, completed: false, completedAt: null, priority: 'none',
+      dueAt: null, tags: [], createdAt: '2026-12-06T10:00:00.000Z', updatedAt: '2026-12-06T10:00:00.000Z', version: 1,
+      projectId: null, parentId: null, position: 'a1',
+    }
+    const keep = async (key: string, status: number, body: object) => db.query(`insert into idempotency_keys
+      (user_id, key, request_hash, response_status, response_body) values ($1, $2, 'h', $3, $4)`, [user!.id, key, status, JSON.stringify(body)])
+    await keep('before', 201, stored)
+    await keep('in progress', 0, {})
+    // The stored answer sent back as POST /api/v1/tasks sends it: serialized by its response schema.
+    let answer: object = stored
+    const replay = Fastify({ logger: false }).get('/', { schema: { response: { 201: TaskJson } } }, async (_, reply) => reply.code(201).send(answer))
+    expect((await replay.inject({ url: '/' })).statusCode).toBe(500)
+
+    await migrate(drizzle({ client: db }), { migrationsFolder })
+
+    const body = async (key: string) => (await db.query<{ body: object }>('select response_body as body from idempotency_keys where key = $1', [key])).rows[0]!.body
+    expect(await body('before')).toEqual({ ...stored, recurrence: null })
+    answer = await body('before')
+    const replayed = await replay.inject({ url: '/' })
+    expect(replayed.statusCode).toBe(201)
+    expect(replayed.json()).toEqual({ ...stored, recurrence: null })
+    expect(await body('in progress')).toEqual({})
+    await replay.close()
   })
 })

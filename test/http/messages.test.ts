@@ -40,14 +40,14 @@ describe('validation messages', () => {
 
   it('asks for at least one field of an empty PATCH, naming the fields it takes', async () => {
     expect(errorsOf(await send('PATCH', `/api/v1/tasks/${taskId}`, {}))).toEqual({
-      body: 'must name at least one field to change: title, description, completed, priority, dueAt, tags',
+      body: 'must name at least one field to change: title, description, completed, priority, dueAt, tags, recurrence',
     })
   })
 
   it('speaks of the unknown field alone, not of a field it did not send', async () => {
     const res = await send('PATCH', '/api/v1/users/me', { email: 'ada@example.com' })
     expect(errorsOf(res)).toEqual({ 'body.email': 'is not a known field' })
-    expect(res.json().detail).toBe('The request body has a field this route does not accept (email); it accepts: name')
+    expect(res.json().detail).toBe('The request body has a field this route does not accept (email); it accepts: name, timezone')
   })
 
   it('names types and limits in words, and says them all in the detail', async () => {

@@ -35,6 +35,7 @@ describe.each(testDatabases)('the signed-in user on $name', (target) => {
         id: account.id,
         email: account.email,
         name: null,
+        timezone: 'UTC',
         createdAt: expect.stringMatching(UTC_TIME),
         updatedAt: expect.stringMatching(UTC_TIME),
       })
@@ -64,6 +65,39 @@ describe.each(testDatabases)('the signed-in user on $name', (target) => {
       expect(cleared.statusCode).toBe(200)
       expect(cleared.json().name).toBeNull()
       expect((await getMe(account)).json().name).toBeNull()
+    })
+
+    it('sets the time zone as the time-zone database spells it, and keeps the fields not named', async () => {
+      const account = await t.signUp()
+      expect((await patchMe(account, { name: 'Ada' })).json()).toMatchObject({ name: 'Ada', timezone: 'UTC' })
+      const moved = await patchMe(account, { timezone: 'europe/berlin' })
+      expect(moved.statusCode).toBe(200)
+      expect(moved.json()).toMatchObject({ name: 'Ada', timezone: 'Europe/Berlin' })
+      expect((await getMe(account)).json().timezone).toBe('Europe/Berlin')
+      // Aliases are names too, kept as given.
+      expect((await patchMe(account, { timezone: 'US/Pacific' })).json().timezone).toBe('US/Pacific')
+      expect((await patchMe(account, { name: 'Ada King' })).json()).toMatchObject({ name: 'Ada King', timezone: 'US/Pacific' })
+      expect((await patchMe(account, { timezone: 'UTC', name: null })).json()).toMatchObject({ name: null, timezone: 'UTC' })
+    })
+
+    it.each([
+      ['an unknown zone', { timezone: 'Mars/Olympus_Mons' }],
+      ['an offset, not a zone', { timezone: '+01:00' }],
+      ['an empty zone', { timezone: '' }],
+      ['a number as the zone', { timezone: 1 }],
+    ])('refuses %s with a 400 naming body.timezone and saying what it takes', async (_, payload) => {
+      const account = await t.signUp()
+      const problem = expectProblem(await patchMe(account, payload), 400)
+      expect(problem.errors).toHaveLength(1)
+      expect(problem.errors[0].path).toBe('body.timezone')
+      if (typeof payload.timezone === 'string' && payload.timezone !== '') expect(problem.errors[0].message).toMatch(/IANA time zone name, such as Europe\/Berlin/)
+      expect((await getMe(account)).json().timezone).toBe('UTC')
+    })
+
+    it('refuses an empty body with a 400 naming the fields it takes', async () => {
+      const account = await t.signUp()
+      const problem = expectProblem(await patchMe(account, {}), 400)
+      expect(problem.errors).toEqual([{ path: 'body', message: 'must name at least one field to change: name, timezone' }])
     })
 
     it.each([

@@ -20,6 +20,8 @@ export const ProblemType = {
   projectLimitReached: 'urn:problem-type:taskbase:project-limit-reached',
   tooDeep: 'urn:problem-type:taskbase:too-deep',
   cycle: 'urn:problem-type:taskbase:cycle',
+  /** 409: the task does not repeat, or its series is over: there is no occurrence to skip. */
+  notRepeating: 'urn:problem-type:taskbase:not-repeating',
   /** 401: the session ended (signed out, password changed, or a stolen refresh token detected): sign in again. */
   sessionEnded: 'urn:problem-type:taskbase:session-ended',
 } as const

@@ -69,7 +69,10 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        /** Toggle completion (classic contract) */
+        /**
+         * Toggle completion (classic contract)
+         * @description On an open recurring task, completes the current occurrence: due_date moves to the next and the task stays open.
+         */
         patch: operations["classicToggleTask"];
         trace?: never;
     };
@@ -299,9 +302,29 @@ export interface paths {
         head?: never;
         /**
          * Change some fields of a task
-         * @description completed: true sets completedAt (kept if already set); false clears it.
+         * @description completed: true sets completedAt (kept if already set); false clears it. On a recurring task, completed: true completes the current occurrence instead: it is recorded in the history, dueAt moves to the next occurrence, and the task stays open (with If-Match, only the occurrence the client saw). Once COUNT or UNTIL is used up, the task completes for good.
          */
         patch: operations["updateTask"];
+        trace?: never;
+    };
+    "/api/v1/tasks/{id}/completions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The occurrences of a recurring task that were completed
+         * @description Newest first, keyset paged: pass nextCursor as cursor. Each completion of a recurring task leaves one, kept while the task advances and deleted with it. A task that does not repeat has none.
+         */
+        get: operations["listTaskCompletions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/tasks/{id}/move": {
@@ -324,6 +347,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/tasks/{id}/occurrences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The next due dates of a task
+         * @description The current dueAt, then, for a recurring task, the occurrences after it (as if each were completed on time) until COUNT or UNTIL ends the series.
+         */
+        get: operations["listTaskOccurrences"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tasks/{id}/skip": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move a recurring task to its next occurrence without completing this one
+         * @description Nothing is recorded in the history; subtasks completed for this occurrence are reopened. Skipping the last occurrence (COUNT or UNTIL used up) ends the series: the task completes for good.
+         */
+        post: operations["skipTaskOccurrence"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/me": {
         parameters: {
             query?: never;
@@ -339,7 +402,7 @@ export interface paths {
         delete: operations["deleteMe"];
         options?: never;
         head?: never;
-        /** Change the display name */
+        /** Change the display name or the time zone */
         patch: operations["updateMe"];
         trace?: never;
     };
@@ -455,6 +518,14 @@ export interface components {
             due_date?: string | null;
             /** @enum {string} */
             priority?: "none" | "low" | "medium" | "high";
+            /**
+             * @example {
+             *       "rule": "FREQ=MONTHLY;BYDAY=-1FR",
+             *       "timezone": "Europe/Berlin",
+             *       "from": "due"
+             *     }
+             */
+            recurrence?: components["schemas"]["NewRecurrence"];
             /** @description Trimmed; duplicates (ignoring case) are dropped */
             tags?: string[];
             title: string;
@@ -477,6 +548,14 @@ export interface components {
             id: string;
             /** @enum {string} */
             priority: "none" | "low" | "medium" | "high";
+            /**
+             * @example {
+             *       "rule": "FREQ=MONTHLY;BYDAY=-1FR",
+             *       "timezone": "Europe/Berlin",
+             *       "from": "due"
+             *     }
+             */
+            recurrence: components["schemas"]["Recurrence"];
             tags: string[];
             title: string;
             /**
@@ -488,7 +567,7 @@ export interface components {
         };
         /**
          * ClassicTaskReplacement
-         * @description Replaces every field: an omitted description or due_date becomes null, completed false, priority none, tags empty
+         * @description Replaces every field: an omitted description or due_date becomes null, completed false, priority none, tags empty. A recurring task keeps its series and its due_date when they are omitted (recurrence: null stops the series); completed: true on it completes the current occurrence and moves due_date to the next, whatever due_date was sent
          */
         ClassicTaskReplacement: {
             completed?: boolean;
@@ -500,9 +579,37 @@ export interface components {
             due_date?: string | null;
             /** @enum {string} */
             priority?: "none" | "low" | "medium" | "high";
+            /**
+             * @example {
+             *       "rule": "FREQ=MONTHLY;BYDAY=-1FR",
+             *       "timezone": "Europe/Berlin",
+             *       "from": "due"
+             *     }
+             */
+            recurrence?: components["schemas"]["NewRecurrence"];
             /** @description Trimmed; duplicates (ignoring case) are dropped */
             tags?: string[];
             title: string;
+        };
+        /** Completion */
+        Completion: {
+            /**
+             * Format: date-time
+             * @description When it was completed; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
+            completedAt: string;
+            /**
+             * Format: date-time
+             * @description The occurrence that was completed: the dueAt the task had; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
+            occurrence: string;
+        };
+        /** CompletionPage */
+        CompletionPage: {
+            /** @description Newest first */
+            items: components["schemas"]["Completion"][];
+            /** @description Pass as `cursor` for the next page; null on the last page */
+            nextCursor: string | null;
         };
         /** Credentials */
         Credentials: {
@@ -561,6 +668,27 @@ export interface components {
             /** @description Trimmed; not blank */
             name: string;
         };
+        /**
+         * NewRecurrence
+         * @description How the task repeats (it needs a dueAt: the first occurrence, and the time of day of all of them); null stops the series. A change starts the series anew from the current dueAt; nothing already recorded is recomputed
+         */
+        NewRecurrence: {
+            /**
+             * @description due: the next occurrence follows the schedule (the first after the completed one and after now); completion: counted from the day it was completed (every 3 days after the last time it was done)
+             * @enum {string}
+             */
+            from?: "due" | "completion";
+            /**
+             * Format: rrule
+             * @description An RFC 5545 RRULE body: FREQ=DAILY, WEEKLY, MONTHLY or YEARLY, with INTERVAL, BYDAY (MO,WE; -1FR), BYMONTHDAY (-1 is the last day), BYMONTH, BYSETPOS, WKST, and COUNT or UNTIL (a UTC date-time 20261231T235959Z, or a date 20261231). The time of day comes from dueAt
+             */
+            rule: string;
+            /**
+             * Format: time-zone
+             * @description The zone of the occurrences; by default the user's timezone (GET /api/v1/users/me); an IANA time zone name, such as Europe/Berlin or UTC
+             */
+            timezone?: string;
+        } | null;
         /** NewTask */
         NewTask: {
             description?: string | null;
@@ -581,10 +709,31 @@ export interface components {
              * @description A project of yours; null: the inbox
              */
             projectId?: string | null;
+            /**
+             * @example {
+             *       "rule": "FREQ=MONTHLY;BYDAY=-1FR",
+             *       "timezone": "Europe/Berlin",
+             *       "from": "due"
+             *     }
+             */
+            recurrence?: components["schemas"]["NewRecurrence"];
             /** @description Trimmed; duplicates (ignoring case) are dropped, the first spelling kept */
             tags?: string[];
             /** @description Trimmed; not blank */
             title: string;
+        };
+        /** Occurrence */
+        Occurrence: {
+            /**
+             * Format: date-time
+             * @description RFC 3339 with an offset; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
+            dueAt: string;
+        };
+        /** Occurrences */
+        Occurrences: {
+            /** @description The current dueAt first, then the ones after it as if each were completed on time, until COUNT or UNTIL ends the series. A task that does not repeat has its dueAt alone (none without one, or once completed) */
+            items: components["schemas"]["Occurrence"][];
         };
         /** PasswordChange */
         PasswordChange: {
@@ -624,6 +773,7 @@ export interface components {
              *     - `urn:problem-type:taskbase:project-limit-reached`: 409: the account holds PROJECTS_PER_USER_MAX projects already
              *     - `urn:problem-type:taskbase:too-deep`: 409: a task would be more than four levels deep (a top task, its subtask and two more levels)
              *     - `urn:problem-type:taskbase:cycle`: 409: a task cannot be moved under itself or one of its own subtasks
+             *     - `urn:problem-type:taskbase:not-repeating`: 409: the task does not repeat, or its series is over: it has no occurrence to skip
              */
             type: string;
         };
@@ -735,6 +885,21 @@ export interface components {
             resource_documentation: string;
             resource_name: string;
         };
+        /**
+         * Recurrence
+         * @description How the task repeats; null when it does not. Completing it moves dueAt to the next occurrence and leaves it open
+         */
+        Recurrence: {
+            /**
+             * @description due: the next occurrence follows the schedule (the first after the completed one and after now); completion: counted from the day it was completed (every 3 days after the last time it was done)
+             * @enum {string}
+             */
+            from: "due" | "completion";
+            /** @description An RFC 5545 RRULE body: FREQ=DAILY, WEEKLY, MONTHLY or YEARLY, with INTERVAL, BYDAY (MO,WE; -1FR), BYMONTHDAY (-1 is the last day), BYMONTH, BYSETPOS, WKST, and COUNT or UNTIL (a UTC date-time 20261231T235959Z, or a date 20261231). The time of day comes from dueAt. Stored in upper case */
+            rule: string;
+            /** @description The IANA zone the occurrences are computed in: 09:00 stays 09:00 there across DST changes */
+            timezone: string;
+        } | null;
         /** RefreshRequest */
         RefreshRequest: {
             /** @description The refreshToken of the session (from register, login or the last refresh) */
@@ -765,6 +930,7 @@ export interface components {
              *       "id": "5f2d3c1a-8e4b-4a6f-9c7d-2b1e0f3a4c5d",
              *       "email": "ada@example.com",
              *       "name": "Ada Lovelace",
+             *       "timezone": "Europe/London",
              *       "createdAt": "2026-11-20T09:00:00.000Z",
              *       "updatedAt": "2026-11-20T09:00:00.000Z"
              *     }
@@ -815,6 +981,14 @@ export interface components {
              * @description Its project; null: the inbox
              */
             projectId: string | null;
+            /**
+             * @example {
+             *       "rule": "FREQ=MONTHLY;BYDAY=-1FR",
+             *       "timezone": "Europe/Berlin",
+             *       "from": "due"
+             *     }
+             */
+            recurrence: components["schemas"]["Recurrence"];
             tags: string[];
             title: string;
             /**
@@ -825,7 +999,10 @@ export interface components {
             /** @description Starts at 1; +1 on every change */
             version: number;
         };
-        /** TaskChanges */
+        /**
+         * TaskChanges
+         * @description completed: true on a recurring task completes its current occurrence: dueAt moves to the next one and the task stays open (once COUNT or UNTIL is used up, it completes for good). Such a request cannot also change dueAt
+         */
         TaskChanges: {
             completed?: boolean;
             description?: string | null;
@@ -836,6 +1013,14 @@ export interface components {
             dueAt?: string | null;
             /** @enum {string} */
             priority?: "none" | "low" | "medium" | "high";
+            /**
+             * @example {
+             *       "rule": "FREQ=MONTHLY;BYDAY=-1FR",
+             *       "timezone": "Europe/Berlin",
+             *       "from": "due"
+             *     }
+             */
+            recurrence?: components["schemas"]["NewRecurrence"];
             /** @description Trimmed; duplicates (ignoring case) are dropped, the first spelling kept */
             tags?: string[];
             /** @description Trimmed; not blank */
@@ -895,11 +1080,11 @@ export interface components {
              * @example {
              *       "id": "0b9a7c64-5b0f-4f7e-9a3e-4f1f2a8e6d11",
              *       "title": "Write the report",
-             *       "description": "Quarterly numbers for the board",
+             *       "description": "Monthly numbers for the board",
              *       "completed": false,
              *       "completedAt": null,
              *       "priority": "high",
-             *       "dueAt": "2026-12-01T17:00:00.000Z",
+             *       "dueAt": "2026-12-25T08:00:00.000Z",
              *       "tags": [
              *         "work"
              *       ],
@@ -908,7 +1093,12 @@ export interface components {
              *       "version": 1,
              *       "projectId": "7c1e4a2b-3d5f-4e6a-8b9c-0d1e2f3a4b5c",
              *       "parentId": null,
-             *       "position": "a3"
+             *       "position": "a3",
+             *       "recurrence": {
+             *         "rule": "FREQ=MONTHLY;BYDAY=-1FR",
+             *         "timezone": "Europe/Berlin",
+             *         "from": "due"
+             *       }
              *     }
              */
             task: components["schemas"]["Task"];
@@ -938,6 +1128,8 @@ export interface components {
             /** Format: uuid */
             id: string;
             name: string | null;
+            /** @description The time zone of the user's recurring tasks unless a task names its own (an IANA name); UTC until set */
+            timezone: string;
             /**
              * Format: date-time
              * @description RFC 3339 with an offset; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
@@ -946,7 +1138,12 @@ export interface components {
         };
         /** UserChanges */
         UserChanges: {
-            name: string | null;
+            name?: string | null;
+            /**
+             * Format: time-zone
+             * @description Where the user lives: the default zone of the recurring tasks they create from now on (existing ones keep theirs); an IANA time zone name, such as Europe/Berlin or UTC
+             */
+            timezone?: string;
         };
     };
     responses: never;
@@ -1179,7 +1376,8 @@ export interface operations {
                      *       ],
                      *       "due_date": "2026-12-01T17:00:00.000Z",
                      *       "created_at": "2026-11-20T09:30:00.000Z",
-                     *       "updated_at": "2026-11-20T09:30:00.000Z"
+                     *       "updated_at": "2026-11-20T09:30:00.000Z",
+                     *       "recurrence": null
                      *     }
                      */
                     "application/json": components["schemas"]["ClassicTask"];
@@ -1321,7 +1519,8 @@ export interface operations {
                      *       ],
                      *       "due_date": "2026-12-01T17:00:00.000Z",
                      *       "created_at": "2026-11-20T09:30:00.000Z",
-                     *       "updated_at": "2026-11-20T09:30:00.000Z"
+                     *       "updated_at": "2026-11-20T09:30:00.000Z",
+                     *       "recurrence": null
                      *     }
                      */
                     "application/json": components["schemas"]["ClassicTask"];
@@ -1412,7 +1611,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description Replaces every field: an omitted description or due_date becomes null, completed false, priority none, tags empty */
+        /** @description Replaces every field: an omitted description or due_date becomes null, completed false, priority none, tags empty. A recurring task keeps its series and its due_date when they are omitted (recurrence: null stops the series); completed: true on it completes the current occurrence and moves due_date to the next, whatever due_date was sent */
         requestBody: {
             content: {
                 /**
@@ -1424,7 +1623,7 @@ export interface operations {
                  *       "tags": [
                  *         "errands"
                  *       ],
-                 *       "due_date": null
+                 *       "due_date": "2026-12-05T10:00:00Z"
                  *     }
                  */
                 "application/json": components["schemas"]["ClassicTaskReplacement"];
@@ -1458,7 +1657,8 @@ export interface operations {
                      *       ],
                      *       "due_date": "2026-12-01T17:00:00.000Z",
                      *       "created_at": "2026-11-20T09:30:00.000Z",
-                     *       "updated_at": "2026-11-20T09:30:00.000Z"
+                     *       "updated_at": "2026-11-20T09:30:00.000Z",
+                     *       "recurrence": null
                      *     }
                      */
                     "application/json": components["schemas"]["ClassicTask"];
@@ -1702,7 +1902,8 @@ export interface operations {
                      *       ],
                      *       "due_date": "2026-12-01T17:00:00.000Z",
                      *       "created_at": "2026-11-20T09:30:00.000Z",
-                     *       "updated_at": "2026-11-20T09:30:00.000Z"
+                     *       "updated_at": "2026-11-20T09:30:00.000Z",
+                     *       "recurrence": null
                      *     }
                      */
                     "application/json": components["schemas"]["ClassicTask"];
@@ -1821,6 +2022,7 @@ export interface operations {
                      *         "id": "5f2d3c1a-8e4b-4a6f-9c7d-2b1e0f3a4c5d",
                      *         "email": "ada@example.com",
                      *         "name": "Ada Lovelace",
+                     *         "timezone": "Europe/London",
                      *         "createdAt": "2026-11-20T09:00:00.000Z",
                      *         "updatedAt": "2026-11-20T09:00:00.000Z"
                      *       },
@@ -2158,6 +2360,7 @@ export interface operations {
                      *         "id": "5f2d3c1a-8e4b-4a6f-9c7d-2b1e0f3a4c5d",
                      *         "email": "ada@example.com",
                      *         "name": "Ada Lovelace",
+                     *         "timezone": "Europe/London",
                      *         "createdAt": "2026-11-20T09:00:00.000Z",
                      *         "updatedAt": "2026-11-20T09:00:00.000Z"
                      *       },
@@ -3293,6 +3496,8 @@ export interface operations {
                 projectId?: string;
                 /** @description Case-insensitive substring of the title or of the description; % and _ are literal */
                 q?: string;
+                /** @description true: only tasks that repeat; false: only tasks that do not */
+                recurring?: boolean;
                 /** @description A leading - sorts descending; ties are broken by id; tasks with no due date come last. position: the order you gave (with projectId and parentId, the order of one list) */
                 sort?: "createdAt" | "-createdAt" | "dueAt" | "-dueAt" | "priority" | "-priority" | "title" | "-title" | "position";
                 /** @description Repeatable; a task must have every tag given (ignoring case) */
@@ -3324,11 +3529,11 @@ export interface operations {
                      *         {
                      *           "id": "0b9a7c64-5b0f-4f7e-9a3e-4f1f2a8e6d11",
                      *           "title": "Write the report",
-                     *           "description": "Quarterly numbers for the board",
+                     *           "description": "Monthly numbers for the board",
                      *           "completed": false,
                      *           "completedAt": null,
                      *           "priority": "high",
-                     *           "dueAt": "2026-12-01T17:00:00.000Z",
+                     *           "dueAt": "2026-12-25T08:00:00.000Z",
                      *           "tags": [
                      *             "work"
                      *           ],
@@ -3337,7 +3542,12 @@ export interface operations {
                      *           "version": 1,
                      *           "projectId": "7c1e4a2b-3d5f-4e6a-8b9c-0d1e2f3a4b5c",
                      *           "parentId": null,
-                     *           "position": "a3"
+                     *           "position": "a3",
+                     *           "recurrence": {
+                     *             "rule": "FREQ=MONTHLY;BYDAY=-1FR",
+                     *             "timezone": "Europe/Berlin",
+                     *             "from": "due"
+                     *           }
                      *         }
                      *       ],
                      *       "nextCursor": null
@@ -3413,12 +3623,16 @@ export interface operations {
                 /**
                  * @example {
                  *       "title": "Write the report",
-                 *       "description": "Quarterly numbers for the board",
+                 *       "description": "Monthly numbers for the board",
                  *       "priority": "high",
-                 *       "dueAt": "2026-12-01T17:00:00Z",
+                 *       "dueAt": "2026-12-25T08:00:00Z",
                  *       "tags": [
                  *         "work"
-                 *       ]
+                 *       ],
+                 *       "recurrence": {
+                 *         "rule": "FREQ=MONTHLY;BYDAY=-1FR",
+                 *         "timezone": "Europe/Berlin"
+                 *       }
                  *     }
                  */
                 "application/json": components["schemas"]["NewTask"];
@@ -3449,11 +3663,11 @@ export interface operations {
                      * @example {
                      *       "id": "0b9a7c64-5b0f-4f7e-9a3e-4f1f2a8e6d11",
                      *       "title": "Write the report",
-                     *       "description": "Quarterly numbers for the board",
+                     *       "description": "Monthly numbers for the board",
                      *       "completed": false,
                      *       "completedAt": null,
                      *       "priority": "high",
-                     *       "dueAt": "2026-12-01T17:00:00.000Z",
+                     *       "dueAt": "2026-12-25T08:00:00.000Z",
                      *       "tags": [
                      *         "work"
                      *       ],
@@ -3462,7 +3676,12 @@ export interface operations {
                      *       "version": 1,
                      *       "projectId": "7c1e4a2b-3d5f-4e6a-8b9c-0d1e2f3a4b5c",
                      *       "parentId": null,
-                     *       "position": "a3"
+                     *       "position": "a3",
+                     *       "recurrence": {
+                     *         "rule": "FREQ=MONTHLY;BYDAY=-1FR",
+                     *         "timezone": "Europe/Berlin",
+                     *         "from": "due"
+                     *       }
                      *     }
                      */
                     "application/json": components["schemas"]["Task"];
@@ -3608,11 +3827,11 @@ export interface operations {
                      * @example {
                      *       "id": "0b9a7c64-5b0f-4f7e-9a3e-4f1f2a8e6d11",
                      *       "title": "Write the report",
-                     *       "description": "Quarterly numbers for the board",
+                     *       "description": "Monthly numbers for the board",
                      *       "completed": false,
                      *       "completedAt": null,
                      *       "priority": "high",
-                     *       "dueAt": "2026-12-01T17:00:00.000Z",
+                     *       "dueAt": "2026-12-25T08:00:00.000Z",
                      *       "tags": [
                      *         "work"
                      *       ],
@@ -3621,7 +3840,12 @@ export interface operations {
                      *       "version": 1,
                      *       "projectId": "7c1e4a2b-3d5f-4e6a-8b9c-0d1e2f3a4b5c",
                      *       "parentId": null,
-                     *       "position": "a3"
+                     *       "position": "a3",
+                     *       "recurrence": {
+                     *         "rule": "FREQ=MONTHLY;BYDAY=-1FR",
+                     *         "timezone": "Europe/Berlin",
+                     *         "from": "due"
+                     *       }
                      *     }
                      */
                     "application/json": components["schemas"]["Task"];
@@ -3816,6 +4040,7 @@ export interface operations {
             };
             cookie?: never;
         };
+        /** @description completed: true on a recurring task completes its current occurrence: dueAt moves to the next one and the task stays open (once COUNT or UNTIL is used up, it completes for good). Such a request cannot also change dueAt */
         requestBody: {
             content: {
                 /**
@@ -3847,11 +4072,11 @@ export interface operations {
                      * @example {
                      *       "id": "0b9a7c64-5b0f-4f7e-9a3e-4f1f2a8e6d11",
                      *       "title": "Write the report",
-                     *       "description": "Quarterly numbers for the board",
+                     *       "description": "Monthly numbers for the board",
                      *       "completed": false,
                      *       "completedAt": null,
                      *       "priority": "high",
-                     *       "dueAt": "2026-12-01T17:00:00.000Z",
+                     *       "dueAt": "2026-12-25T08:00:00.000Z",
                      *       "tags": [
                      *         "work"
                      *       ],
@@ -3860,7 +4085,12 @@ export interface operations {
                      *       "version": 1,
                      *       "projectId": "7c1e4a2b-3d5f-4e6a-8b9c-0d1e2f3a4b5c",
                      *       "parentId": null,
-                     *       "position": "a3"
+                     *       "position": "a3",
+                     *       "recurrence": {
+                     *         "rule": "FREQ=MONTHLY;BYDAY=-1FR",
+                     *         "timezone": "Europe/Berlin",
+                     *         "from": "due"
+                     *       }
                      *     }
                      */
                     "application/json": components["schemas"]["Task"];
@@ -3962,6 +4192,112 @@ export interface operations {
             };
         };
     };
+    listTaskCompletions: {
+        parameters: {
+            query?: {
+                /** @description nextCursor of the previous page */
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of the task's history */
+            200: {
+                headers: {
+                    /** @description The limit closest to running out, in requests per window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "occurrence": "2026-11-27T08:00:00.000Z",
+                     *           "completedAt": "2026-11-27T10:14:03.512Z"
+                     *         }
+                     *       ],
+                     *       "nextCursor": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["CompletionPage"];
+                };
+            };
+            /** @description The limit or the cursor is invalid; errors names it */
+            400: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token: missing, malformed, expired, or its user deleted */
+            401: {
+                headers: {
+                    /** @description Bearer: a valid access token is required */
+                    "WWW-Authenticate"?: string;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not yours (the same answer either way) */
+            404: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (type rate-limited); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached right now (type database-unavailable); retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     moveTask: {
         parameters: {
             query?: never;
@@ -4002,11 +4338,11 @@ export interface operations {
                      * @example {
                      *       "id": "0b9a7c64-5b0f-4f7e-9a3e-4f1f2a8e6d11",
                      *       "title": "Write the report",
-                     *       "description": "Quarterly numbers for the board",
+                     *       "description": "Monthly numbers for the board",
                      *       "completed": false,
                      *       "completedAt": null,
                      *       "priority": "high",
-                     *       "dueAt": "2026-12-01T17:00:00.000Z",
+                     *       "dueAt": "2026-12-25T08:00:00.000Z",
                      *       "tags": [
                      *         "work"
                      *       ],
@@ -4015,7 +4351,12 @@ export interface operations {
                      *       "version": 1,
                      *       "projectId": "7c1e4a2b-3d5f-4e6a-8b9c-0d1e2f3a4b5c",
                      *       "parentId": null,
-                     *       "position": "a3"
+                     *       "position": "a3",
+                     *       "recurrence": {
+                     *         "rule": "FREQ=MONTHLY;BYDAY=-1FR",
+                     *         "timezone": "Europe/Berlin",
+                     *         "from": "due"
+                     *       }
                      *     }
                      */
                     "application/json": components["schemas"]["Task"];
@@ -4128,6 +4469,254 @@ export interface operations {
             };
         };
     };
+    listTaskOccurrences: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The next due dates */
+            200: {
+                headers: {
+                    /** @description The limit closest to running out, in requests per window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "dueAt": "2026-12-25T08:00:00.000Z"
+                     *         },
+                     *         {
+                     *           "dueAt": "2027-01-29T08:00:00.000Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Occurrences"];
+                };
+            };
+            /** @description The limit is invalid */
+            400: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token: missing, malformed, expired, or its user deleted */
+            401: {
+                headers: {
+                    /** @description Bearer: a valid access token is required */
+                    "WWW-Authenticate"?: string;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not yours (the same answer either way) */
+            404: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (type rate-limited); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached right now (type database-unavailable); retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    skipTaskOccurrence: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An ETag of the task: the write happens only if it is still current */
+                "if-match"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The task, at its next occurrence */
+            200: {
+                headers: {
+                    /** @description The version of the task, `"<version>-<id prefix>"`: send it as If-Match to write only if unchanged, as If-None-Match to get a 304 */
+                    ETag?: string;
+                    /** @description The limit closest to running out, in requests per window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "0b9a7c64-5b0f-4f7e-9a3e-4f1f2a8e6d11",
+                     *       "title": "Write the report",
+                     *       "description": "Monthly numbers for the board",
+                     *       "completed": false,
+                     *       "completedAt": null,
+                     *       "priority": "high",
+                     *       "dueAt": "2026-12-25T08:00:00.000Z",
+                     *       "tags": [
+                     *         "work"
+                     *       ],
+                     *       "createdAt": "2026-11-20T09:30:00.000Z",
+                     *       "updatedAt": "2026-11-20T09:30:00.000Z",
+                     *       "version": 1,
+                     *       "projectId": "7c1e4a2b-3d5f-4e6a-8b9c-0d1e2f3a4b5c",
+                     *       "parentId": null,
+                     *       "position": "a3",
+                     *       "recurrence": {
+                     *         "rule": "FREQ=MONTHLY;BYDAY=-1FR",
+                     *         "timezone": "Europe/Berlin",
+                     *         "from": "due"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            /** @description The request does not match the schema, or holds text that cannot be stored as sent (a NUL character, a lone surrogate); `errors` names each wrong field */
+            400: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token: missing, malformed, expired, or its user deleted */
+            401: {
+                headers: {
+                    /** @description Bearer: a valid access token is required */
+                    "WWW-Authenticate"?: string;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not yours (the same answer either way) */
+            404: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The task does not repeat, or its series is over (type not-repeating) */
+            409: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The ETag in If-Match is no longer current (type precondition-failed): another device changed the task; fetch it and retry */
+            412: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (type rate-limited); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached right now (type database-unavailable); retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     getMe: {
         parameters: {
             query?: never;
@@ -4156,6 +4745,7 @@ export interface operations {
                      *       "id": "5f2d3c1a-8e4b-4a6f-9c7d-2b1e0f3a4c5d",
                      *       "email": "ada@example.com",
                      *       "name": "Ada Lovelace",
+                     *       "timezone": "Europe/London",
                      *       "createdAt": "2026-11-20T09:00:00.000Z",
                      *       "updatedAt": "2026-11-20T09:00:00.000Z"
                      *     }
@@ -4333,14 +4923,15 @@ export interface operations {
             content: {
                 /**
                  * @example {
-                 *       "name": "Ada King"
+                 *       "name": "Ada King",
+                 *       "timezone": "Europe/London"
                  *     }
                  */
                 "application/json": components["schemas"]["UserChanges"];
             };
         };
         responses: {
-            /** @description The user, renamed */
+            /** @description The user, changed */
             200: {
                 headers: {
                     /** @description The limit closest to running out, in requests per window */
@@ -4359,6 +4950,7 @@ export interface operations {
                      *       "id": "5f2d3c1a-8e4b-4a6f-9c7d-2b1e0f3a4c5d",
                      *       "email": "ada@example.com",
                      *       "name": "Ada Lovelace",
+                     *       "timezone": "Europe/London",
                      *       "createdAt": "2026-11-20T09:00:00.000Z",
                      *       "updatedAt": "2026-11-20T09:00:00.000Z"
                      *     }

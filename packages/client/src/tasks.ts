@@ -1,7 +1,7 @@
 import type { Client } from 'openapi-fetch'
 import { dataOf } from './errors.js'
 import type { paths } from './openapi.js'
-import type { CreateTaskBody, MoveTaskBody, Task, TaskPage, TaskQuery, UpdateTaskBody } from './types.js'
+import type { Completion, CompletionPage, CompletionQuery, CreateTaskBody, MoveTaskBody, Task, TaskPage, TaskQuery, UpdateTaskBody } from './types.js'
 
 /**
  * The ETag the server gives a task, `"<version>-<first 8 characters of the id>"` (a documented
@@ -39,6 +39,17 @@ export interface TaskMethods {
   pages (query?: TaskQuery): AsyncIterable<TaskPage>
   /** Every task of the list, page after page (`limit` is the page size), fetched as the loop reaches it. */
   listAll (query?: TaskQuery): AsyncIterable<Task>
+  /** One page of a recurring task's history, newest first; pass its `nextCursor` as `cursor` for the next. */
+  completions (id: string, query?: CompletionQuery): Promise<CompletionPage>
+  /** The whole history of a recurring task, newest first, fetched a page at a time as the loop reaches it. */
+  allCompletions (id: string, query?: Omit<CompletionQuery, 'cursor'>): AsyncIterable<Completion>
+  /** The task's next due dates (1-50, 10 by default): its current dueAt first, then, if it repeats, the ones after it. */
+  occurrences (id: string, options?: { limit?: number }): Promise<string[]>
+  /**
+   * Moves a recurring task to its next occurrence without recording a completion. A task that does
+   * not repeat rejects with a 409 (`ProblemType.notRepeating`).
+   */
+  skip (id: string, options?: ConditionalOptions): Promise<Task>
 }
 
 export const ifMatchHeader = ({ ifMatch }: ConditionalOptions) =>
@@ -46,6 +57,8 @@ export const ifMatchHeader = ({ ifMatch }: ConditionalOptions) =>
 
 export function taskMethods (api: Client<paths>): TaskMethods {
   const list = (query: TaskQuery = {}) => dataOf(api.GET('/api/v1/tasks', { params: { query } }))
+  const completions = (id: string, query: CompletionQuery = {}) =>
+    dataOf(api.GET('/api/v1/tasks/{id}/completions', { params: { path: { id }, query } }))
 
   async function * pages (query: TaskQuery = {}) {
     let cursor = query.cursor
@@ -78,5 +91,19 @@ export function taskMethods (api: Client<paths>): TaskMethods {
     async * listAll (query) {
       for await (const page of pages(query)) yield * page.items
     },
+    completions,
+    async * allCompletions (id, query = {}) {
+      let cursor: string | undefined
+      do {
+        const page = await completions(id, cursor === undefined ? query : { ...query, cursor })
+        yield * page.items
+        cursor = page.nextCursor ?? undefined
+      } while (cursor !== undefined)
+    },
+    async occurrences (id, { limit } = {}) {
+      const { items } = await dataOf(api.GET('/api/v1/tasks/{id}/occurrences', { params: { path: { id }, query: limit === undefined ? {} : { limit } } }))
+      return items.map((item) => item.dueAt)
+    },
+    skip: (id, options = {}) => dataOf(api.POST('/api/v1/tasks/{id}/skip', { params: { path: { id }, header: ifMatchHeader(options) } })),
   }
 }

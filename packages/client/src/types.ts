@@ -30,6 +30,14 @@ export type CreateTaskBody = RequestBodyOf<'/api/v1/tasks', 'post'>
 export type UpdateTaskBody = RequestBodyOf<'/api/v1/tasks/{id}', 'patch'>
 /** Where a task goes, with its subtasks: project, parent, and its neighbours there. */
 export type MoveTaskBody = RequestBodyOf<'/api/v1/tasks/{id}/move', 'post'>
+/** How a task repeats: `{rule, timezone, from}` (a task's `recurrence` is this or null). */
+export type Recurrence = NonNullable<Task['recurrence']>
+/** A page of a recurring task's history, newest first. */
+export type CompletionPage = ResponseOf<'/api/v1/tasks/{id}/completions', 'get', 200>
+/** One completed occurrence: the `dueAt` it had, and when it was completed. */
+export type Completion = CompletionPage['items'][number]
+/** `limit` and `cursor` of the history. */
+export type CompletionQuery = QueryOf<'/api/v1/tasks/{id}/completions', 'get'>
 
 export type Project = ResponseOf<'/api/v1/projects/{id}', 'get', 200>
 export type ProjectPage = ResponseOf<'/api/v1/projects', 'get', 200>
