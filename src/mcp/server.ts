@@ -17,23 +17,34 @@ const SERVER_INFO = { name: 'taskbase', version: '1.0.0' }
 const INSTRUCTIONS = 'The signed-in user\'s tasks and projects. Ids come from list_tasks and list_projects; times are RFC 3339 ' +
   '(UTC in answers). Pass a task\'s version to update, complete, move or delete it only if nobody changed it since you read it.'
 
+/**
+ * An input schema as tools/list publishes it, which every client puts in the model's context: the
+ * rules (types, limits, enums, patterns, required arguments), without what is written for people
+ * reading the OpenAPI document (titles, examples, descriptions); the tool's own hints instead.
+ */
+function publishedInput (schema: TSchema, hints: Record<string, string> = {}): Record<string, any> {
+  const documentation = (key: string, value: unknown) => (key === 'examples' && Array.isArray(value)) ||
+    (typeof value === 'string' && (key === 'title' || key === 'description'))
+  const json = JSON.parse(JSON.stringify(schema, (key, value) => documentation(key, value) ? undefined : value))
+  for (const [name, hint] of Object.entries(hints)) json.properties[name] = { ...json.properties[name], description: hint }
+  return json
+}
 
 /**
- * A schema as tools/list publishes it, which every client puts in the model's context: the rules
- * (types, limits, enums, patterns, required arguments), without what is written for people reading
- * the OpenAPI document (titles, examples, descriptions). Inputs get the tool's own hints instead.
- * Outputs keep the types only: every field is always sent, and the model reads the values, so
- * `required` and `format` there cost 1.2 KB of tools/list (12.7 KB with them, over the 12 KiB budget)
- * and tell it nothing.
+ * An output schema as tools/list publishes it: the types of the resource's fields only. Every field
+ * is always sent and the model reads the values, so the rest (required, formats, enums, the fields
+ * of an object inside the resource, such as a task's recurrence) told it nothing and cost the
+ * budget: 13.1 KB of tools/list with them once tasks could recur, against 12 KiB allowed.
  */
-function published (schema: TSchema, { hints, output }: { hints?: Record<string, string>, output: boolean }): Record<string, any> {
-  // A keyword's value is a string (an array for examples and required); a property of that name is
-  // a schema (an object).
-  const documentation = (key: string, value: unknown) => (Array.isArray(value) && (key === 'examples' || (key === 'required' && output))) ||
-    (typeof value === 'string' && (key === 'title' || key === 'description' || (key === 'format' && output)))
-  const json = JSON.parse(JSON.stringify(schema, (key, value) => documentation(key, value) ? undefined : value))
-  for (const [name, hint] of Object.entries(hints ?? {})) json.properties[name] = { ...json.properties[name], description: hint }
-  return json
+function publishedOutput (schema: TSchema, inResource = false): Record<string, any> {
+  const { type, properties, items } = schema as { type?: unknown, properties?: Record<string, TSchema>, items?: TSchema }
+  const isObject = [type].flat().includes('object')
+  if (isObject && properties !== undefined && !inResource) {
+    return { type, properties: Object.fromEntries(Object.entries(properties).map(([name, field]) => [name, publishedOutput(field, true)])) }
+  }
+  // A list's items are resources of their own (a page's tasks): their fields are listed.
+  if (items !== undefined) return { type, items: publishedOutput(items) }
+  return { type }
 }
 
 /** The field a problem's path names, in the words of the tool's arguments (`body.projectId` is `projectId`). */
@@ -81,8 +92,8 @@ export function mcpService (tools: Tool[]): McpService {
     tools: tools.map((tool) => ({
       name: tool.name,
       description: tool.description,
-      inputSchema: published(tool.input, { hints: tool.hints, output: false }) as ListToolsResult['tools'][number]['inputSchema'],
-      outputSchema: published(tool.output, { output: true }) as ListToolsResult['tools'][number]['outputSchema'],
+      inputSchema: publishedInput(tool.input, tool.hints) as ListToolsResult['tools'][number]['inputSchema'],
+      outputSchema: publishedOutput(tool.output) as ListToolsResult['tools'][number]['outputSchema'],
       annotations: tool.annotations,
     })),
   }

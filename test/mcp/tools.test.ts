@@ -132,7 +132,7 @@ describe.each(testDatabases)('MCP tools on $name', (target) => {
         .toBe('Refused (412 precondition-failed): The task has changed since the ETag in If-Match was issued; fetch it again and retry [version: is no longer the current version]')
       expect(await restTask(account, task.id)).toEqual(changed)
       expect(await a.refused('update_task', { id: task.id }))
-        .toBe('Refused (400): The arguments name nothing to change [arguments: must name at least one field to change: title, description, completed, priority, dueAt, tags]')
+        .toBe('Refused (400): The arguments name nothing to change [arguments: must name at least one field to change: title, description, completed, priority, dueAt, tags, recurrence]')
       expect(await a.refused('update_task', { id: task.id, projectId: null })).toContain('[projectId: is not a known field]') // moving is move_task's
       expect(await a.refused('update_task', { id: MISSING, title: 'x' })).toBe('Refused (404): task not found [id: is not one of yours]')
     })
@@ -149,6 +149,24 @@ describe.each(testDatabases)('MCP tools on $name', (target) => {
       expect(await restTask(account, child.id)).toMatchObject({ completed: true }) // reopening reopens that task only
       expect(await a.refused('complete_task', { id: parent.id, version: 2 })).toMatch(/^Refused \(412 precondition-failed\).*\[version: /)
       expect(await a.refused('complete_task', { id: MISSING })).toBe('Refused (404): task not found [id: is not one of yours]')
+    })
+
+    it('add_task makes a recurring task, and complete_task completes one occurrence: the task moves on, open, with its history', async () => {
+      const { account, agent: a } = await signedIn()
+      // Every Monday at 09:00 in Berlin, from the first Monday of March two years on (CET, UTC+1).
+      const year = new Date().getUTCFullYear() + 2
+      const firstMonday = [1, 2, 3, 4, 5, 6, 7].map((day) => new Date(Date.UTC(year, 2, day, 8))).find((d) => d.getUTCDay() === 1)!
+      const task = await a.ok('add_task', {
+        title: 'Weekly review', dueAt: firstMonday.toISOString(),
+        recurrence: { rule: 'FREQ=WEEKLY;BYDAY=MO', timezone: 'Europe/Berlin' },
+      }) as { id: string, dueAt: string, recurrence: object }
+      expect(task.recurrence).toEqual({ rule: 'FREQ=WEEKLY;BYDAY=MO', timezone: 'Europe/Berlin', from: 'due' })
+      const done = await a.ok('complete_task', { id: task.id, version: 1 })
+      // Still open, a week on: the same 09:00 in Berlin (DST begins at the end of March).
+      expect(done).toMatchObject({ completed: false, version: 2, dueAt: new Date(firstMonday.getTime() + 7 * 86_400_000).toISOString() })
+      const history = (await t.inject({ url: `/api/v1/tasks/${task.id}/completions`, headers: account.headers })).json()
+      expect(history.items.map((c: { occurrence: string }) => c.occurrence)).toEqual([firstMonday.toISOString()])
+      expect(await a.refused('add_task', { title: 'x', dueAt: firstMonday.toISOString(), recurrence: { rule: 'FREQ=HOURLY' } })).toMatch(/recurrence\.rule/)
     })
 
     it('delete_task deletes a task with its subtasks; a stale version deletes nothing', async () => {
