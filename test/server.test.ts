@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 
-/** The real entry point, as `npm start` runs it (from source, so no build is needed first). */
+/** The real entry point, built, as `npm start` runs it (test/global-setup.ts builds it first when stale). */
 interface Server { child: ChildProcess, port: number, output: () => string, exited: Promise<number | null> }
 
 async function freePort (): Promise<number> {
@@ -20,7 +20,7 @@ async function freePort (): Promise<number> {
 
 async function start (dataDir: string, port?: number): Promise<Server> {
   const p = port ?? await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, ['dist/server.js'], {
     env: { ...process.env, DATA_DIR: dataDir, PORT: String(p), HOST: '127.0.0.1', LOG_LEVEL: 'warn', DATABASE_URL: '', JWT_SECRET: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import {
-  acknowledged, freePort, listAllIds, register, removeDir, serverEnv, sleep, startLoad, startServer, stopServer,
+  acknowledged, freePort, listAllIds, register, removeDir, SERVER_ENTRY, serverEnv, sleep, startLoad, startServer, stopServer,
   tempDir, waitUntilUp, within, type ServerProcess,
 } from './support.js'
 
@@ -31,7 +31,7 @@ interface UnreapedServer { pid: number, port: number, base: string, parent: Chil
 async function startUnreaped (dataDir: string): Promise<UnreapedServer> {
   const port = await freePort()
   // sleep's bound: a test runner that dies leaves nothing behind for long.
-  const parent = spawn('sh', ['-c', 'setsid "$0" --import tsx src/server.ts & echo "server pid $!"; exec sleep 120', process.execPath], {
+  const parent = spawn('sh', ['-c', `setsid "$0" ${SERVER_ENTRY} & echo "server pid $!"; exec sleep 120`, process.execPath], {
     env: serverEnv(port, { DATA_DIR: dataDir }),
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
@@ -132,7 +132,7 @@ describe('the data directory lock, with real server processes', () => {
       cut: rounds.reduce((n, r) => n + r.cut, 0),
       upMs: rounds.map((r) => r.upMs),
     })}`)
-  }, 150_000) // eleven starts from source, on 2 cores: 49 s at a load average of 3, 110 s at 7
+  }, 150_000) // eleven starts, on 2 cores: 49 s at a load average of 3, 110 s at 7 (from source then)
 
   it('refuses a second server on a data directory in use, naming the holder, with no stack trace', async () => {
     const dataDir = await tempDir('locked')

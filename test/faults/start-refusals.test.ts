@@ -80,7 +80,7 @@ describe('a start refused for what the operator must fix', () => {
 
   describe('npm run db:migrate', () => {
     const migrate = async (env: Record<string, string>) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'src/db/migrate-cli.ts'], { env: serverEnv(0, env), stdio: ['ignore', 'pipe', 'pipe'] })
+      const child = spawn(process.execPath, ['dist/db/migrate-cli.js'], { env: serverEnv(0, env), stdio: ['ignore', 'pipe', 'pipe'] })
       let output = ''
       child.stdout.on('data', (d) => { output += d })
       child.stderr.on('data', (d) => { output += d })

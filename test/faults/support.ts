@@ -82,10 +82,13 @@ export function serverEnv (port: number, env: Record<string, string>): NodeJS.Pr
   }
 }
 
-/** `node --import tsx src/server.ts`, as `npm start` runs it but from source. */
+/** The built server, as `npm start` runs it (test/global-setup.ts builds it first when stale). */
+export const SERVER_ENTRY = 'dist/server.js'
+
+/** `node dist/server.js`, as `npm start` runs it. */
 export async function startServer (env: Record<string, string>): Promise<ServerProcess> {
   const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, [SERVER_ENTRY], {
     env: serverEnv(port, env),
     stdio: ['ignore', 'pipe', 'pipe'],
   })
