@@ -1,5 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply } from 'fastify'
 import { etagOf, ifMatchVersions, noneMatchHits } from '../http/conditional.js'
+import { sendCreated } from '../http/created.js'
 import { notFound } from '../http/problem.js'
 import { errorResponses, IdempotencyHeaders, sendEmpty } from '../http/schemas.js'
 import type { ProjectQueries } from './queries.js'
@@ -41,13 +43,9 @@ export const projectRoutes: FastifyPluginAsyncTypebox<ProjectRoutesOptions> = as
       response: { 201: ProjectJson, ...errorResponses(400, 401, PROJECT_LIMIT, [422, 'This Idempotency-Key was used before with another body (type idempotency-key-reused)']) },
     },
   }, async (request, reply) => {
-    const key = request.headers['idempotency-key']
-    const answer = key === undefined
-      ? { status: 201, body: await projects.create(request.userId, request.body), replayed: false }
-      : await projects.createIdempotent(request.userId, key, request.body)
-    if (answer.replayed) reply.header('idempotent-replayed', 'true')
-    const project = answer.body
-    return reply.code(answer.status as 201).header('location', `/api/v1/projects/${project.id}`).header('etag', etagOf(project.id, project.version)).send(project)
+    const { userId, body } = request
+    return sendCreated(reply as FastifyReply, '/api/v1/projects', request.headers['idempotency-key'],
+      () => projects.create(userId, body), (key) => projects.createIdempotent(userId, key, body))
   })
 
   app.get('/projects/:id', {

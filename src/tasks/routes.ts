@@ -1,5 +1,7 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply } from 'fastify'
 import { etagOf, ifMatchVersions, noneMatchHits } from '../http/conditional.js'
+import { sendCreated } from '../http/created.js'
 import { notFound } from '../http/problem.js'
 import { errorResponses, IdempotencyHeaders, sendEmpty } from '../http/schemas.js'
 import { CompletionPageJson, CompletionsQuery, OccurrencesJson, OccurrencesQuery } from '../recurrence/schemas.js'
@@ -45,16 +47,9 @@ export const taskRoutes: FastifyPluginAsyncTypebox<TaskRoutesOptions> = async (a
       },
     },
   }, async (request, reply) => {
-    const key = request.headers['idempotency-key']
-    const answer = key === undefined
-      ? { status: 201, body: await tasks.create(request.userId, request.body), replayed: false }
-      : await tasks.createIdempotent(request.userId, key, request.body)
-    if (answer.replayed) reply.header('idempotent-replayed', 'true')
-    const body = answer.body
-    return reply.code(answer.status as 201)
-      .header('location', `/api/v1/tasks/${body.id}`)
-      .header('etag', etagOf(body.id, body.version))
-      .send(body)
+    const { userId, body } = request
+    return sendCreated(reply as FastifyReply, '/api/v1/tasks', request.headers['idempotency-key'],
+      () => tasks.create(userId, body), (key) => tasks.createIdempotent(userId, key, body))
   })
 
   app.get('/tasks/:id', {
