@@ -23,100 +23,91 @@ async function migrationsUpTo (lastTag: string): Promise<string> {
   return dir
 }
 
-describe('migration 0008: the change log moves onto the rows', () => {
-  let db: PGlite
-  let oldFolder: string
+/**
+ * An empty in-memory database for one describe, and the migrations up to `lastTag` in a folder of
+ * their own; `db()` and `oldFolder()` are theirs once the describe's tests run.
+ */
+function databaseBefore (lastTag: string): { db: () => PGlite, oldFolder: () => string } {
+  let db: PGlite | undefined
+  let oldFolder: string | undefined
   beforeAll(async () => {
     db = await PGlite.create(undefined, { extensions: { pg_trgm } })
-    oldFolder = await migrationsUpTo('0007_notify_after_commit')
+    oldFolder = await migrationsUpTo(lastTag)
   })
   afterAll(async () => {
-    await db.close()
-    await rm(oldFolder, { recursive: true, force: true })
+    await db?.close()
+    if (oldFolder) await rm(oldFolder, { recursive: true, force: true })
   })
+  return { db: () => db!, oldFolder: () => oldFolder! }
+}
+
+describe('migration 0008: the change log moves onto the rows', () => {
+  const { db, oldFolder } = databaseBefore('0007_notify_after_commit')
 
   it('keeps every seq a client may hold: live tasks at their last change, deletes as tombstones', async () => {
-    await migrate(drizzle({ client: db }), { migrationsFolder: oldFolder })
-    const { rows: [user] } = await db.query<{ id: string }>(`insert into users (email, password_hash) values ('a@example.com', 'x') returning id`)
-    const { rows: [kept] } = await db.query<{ id: string }>('insert into tasks (user_id, title) values ($1, $2) returning id', [user!.id, 'kept']) // seq 1
-    const { rows: [gone] } = await db.query<{ id: string }>('insert into tasks (user_id, title) values ($1, $2) returning id', [user!.id, 'gone']) // seq 2
-    await db.query('update tasks set title = $2 where id = $1', [kept!.id, 'kept, renamed']) // seq 3
-    await db.query('delete from tasks where id = $1', [gone!.id]) // seq 4
+    await migrate(drizzle({ client: db() }), { migrationsFolder: oldFolder() })
+    const { rows: [user] } = await db().query<{ id: string }>(`insert into users (email, password_hash) values ('a@example.com', 'x') returning id`)
+    const { rows: [kept] } = await db().query<{ id: string }>('insert into tasks (user_id, title) values ($1, $2) returning id', [user!.id, 'kept']) // seq 1
+    const { rows: [gone] } = await db().query<{ id: string }>('insert into tasks (user_id, title) values ($1, $2) returning id', [user!.id, 'gone']) // seq 2
+    await db().query('update tasks set title = $2 where id = $1', [kept!.id, 'kept, renamed']) // seq 3
+    await db().query('delete from tasks where id = $1', [gone!.id]) // seq 4
 
-    await migrate(drizzle({ client: db }), { migrationsFolder })
+    await migrate(drizzle({ client: db() }), { migrationsFolder })
 
-    expect((await db.query('select title, seq from tasks order by seq')).rows).toEqual([{ title: 'kept, renamed', seq: 3 }])
-    expect((await db.query('select entity, entity_id as "entityId", seq from tombstones')).rows)
+    expect((await db().query('select title, seq from tasks order by seq')).rows).toEqual([{ title: 'kept, renamed', seq: 3 }])
+    expect((await db().query('select entity, entity_id as "entityId", seq from tombstones')).rows)
       .toEqual([{ entity: 'task', entityId: gone!.id, seq: 4 }])
-    expect((await db.query<{ exists: boolean }>(`select to_regclass('task_changes') is not null as exists`)).rows[0]!.exists).toBe(false)
+    expect((await db().query<{ exists: boolean }>(`select to_regclass('task_changes') is not null as exists`)).rows[0]!.exists).toBe(false)
     // Writes go on from where the log was.
-    await db.query('update tasks set completed = true where id = $1', [kept!.id])
-    expect((await db.query('select seq from tasks')).rows).toEqual([{ seq: 5 }])
-    expect((await db.query('select change_seq as "changeSeq" from users')).rows).toEqual([{ changeSeq: 5 }])
+    await db().query('update tasks set completed = true where id = $1', [kept!.id])
+    expect((await db().query('select seq from tasks')).rows).toEqual([{ seq: 5 }])
+    expect((await db().query('select change_seq as "changeSeq" from users')).rows).toEqual([{ changeSeq: 5 }])
   })
 })
 
 describe('migration 0011: projects, subtasks and order', () => {
-  let db: PGlite
-  let oldFolder: string
-  beforeAll(async () => {
-    db = await PGlite.create(undefined, { extensions: { pg_trgm } })
-    oldFolder = await migrationsUpTo('0010_server_settings')
-  })
-  afterAll(async () => {
-    await db.close()
-    await rm(oldFolder, { recursive: true, force: true })
-  })
+  const { db, oldFolder } = databaseBefore('0010_server_settings')
 
   it('puts existing tasks in the inbox, at the top level, in the order they were last written', async () => {
-    await migrate(drizzle({ client: db }), { migrationsFolder: oldFolder })
-    const { rows: [user] } = await db.query<{ id: string }>(`insert into users (email, password_hash) values ('a@example.com', 'x') returning id`)
+    await migrate(drizzle({ client: db() }), { migrationsFolder: oldFolder() })
+    const { rows: [user] } = await db().query<{ id: string }>(`insert into users (email, password_hash) values ('a@example.com', 'x') returning id`)
     const ids: string[] = []
     for (const title of ['first', 'second', 'third']) {
-      ids.push((await db.query<{ id: string }>('insert into tasks (user_id, title) values ($1, $2) returning id', [user!.id, title])).rows[0]!.id)
+      ids.push((await db().query<{ id: string }>('insert into tasks (user_id, title) values ($1, $2) returning id', [user!.id, title])).rows[0]!.id)
     }
-    await db.query('update tasks set title = $2 where id = $1', [ids[0], 'first, edited']) // now written last
+    await db().query('update tasks set title = $2 where id = $1', [ids[0], 'first, edited']) // now written last
 
-    await migrate(drizzle({ client: db }), { migrationsFolder })
-    const { rows } = await db.query<{ title: string, projectId: string | null, parentId: string | null, depth: number }>(
+    await migrate(drizzle({ client: db() }), { migrationsFolder })
+    const { rows } = await db().query<{ title: string, projectId: string | null, parentId: string | null, depth: number }>(
       'select title, project_id as "projectId", parent_id as "parentId", depth from tasks where user_id = $1 order by position, id', [user!.id])
     expect(rows).toEqual(['second', 'third', 'first, edited'].map((title) => ({ title, projectId: null, parentId: null, depth: 0 })))
     // A task created now goes after all of them.
-    await db.query('insert into tasks (user_id, title) values ($1, $2)', [user!.id, 'fourth'])
-    const { rows: [last] } = await db.query<{ title: string }>('select title from tasks where user_id = $1 order by position desc, id desc limit 1', [user!.id])
+    await db().query('insert into tasks (user_id, title) values ($1, $2)', [user!.id, 'fourth'])
+    const { rows: [last] } = await db().query<{ title: string }>('select title from tasks where user_id = $1 order by position desc, id desc limit 1', [user!.id])
     expect(last!.title).toBe('fourth')
   })
 })
 
 describe('migration 0012: lists holding an over-long position get short keys', () => {
-  let db: PGlite
-  let oldFolder: string
-  beforeAll(async () => {
-    db = await PGlite.create(undefined, { extensions: { pg_trgm } })
-    oldFolder = await migrationsUpTo('0011_projects')
-  })
-  afterAll(async () => {
-    await db.close()
-    await rm(oldFolder, { recursive: true, force: true })
-  })
+  const { db, oldFolder } = databaseBefore('0011_projects')
 
   it('rekeys only those lists, keeping their order, and rows added later still go last', async () => {
-    await migrate(drizzle({ client: db }), { migrationsFolder: oldFolder })
-    const { rows: [user] } = await db.query<{ id: string }>(`insert into users (email, password_hash) values ('a@example.com', 'x') returning id`)
-    const { rows: [project] } = await db.query<{ id: string }>('insert into projects (user_id, name) values ($1, $2) returning id', [user!.id, 'P'])
-    const insert = async (title: string, projectId: string | null) => (await db.query<{ id: string }>(
+    await migrate(drizzle({ client: db() }), { migrationsFolder: oldFolder() })
+    const { rows: [user] } = await db().query<{ id: string }>(`insert into users (email, password_hash) values ('a@example.com', 'x') returning id`)
+    const { rows: [project] } = await db().query<{ id: string }>('insert into projects (user_id, name) values ($1, $2) returning id', [user!.id, 'P'])
+    const insert = async (title: string, projectId: string | null) => (await db().query<{ id: string }>(
       'insert into tasks (user_id, title, project_id) values ($1, $2, $3) returning id', [user!.id, title, projectId])).rows[0]!.id
     for (const title of ['i1', 'i2', 'i3']) await insert(title, null)
     for (const title of ['p1', 'p2', 'p3']) await insert(title, project!.id)
     // The inbox as repeated moves into one spot left it: i3 between i1 and i2 on a 400-character key.
-    await db.query(`update tasks set position = (select position from tasks where title = 'i1') || repeat('V', 400) where title = 'i3'`)
-    const list = async (projectId: string | null) => (await db.query<{ title: string, position: string, version: number }>(
+    await db().query(`update tasks set position = (select position from tasks where title = 'i1') || repeat('V', 400) where title = 'i3'`)
+    const list = async (projectId: string | null) => (await db().query<{ title: string, position: string, version: number }>(
       'select title, position, version from tasks where project_id is not distinct from $1 order by position, id', [projectId])).rows
     const inboxBefore = await list(null)
     const projectBefore = await list(project!.id)
     expect(inboxBefore.map((r) => r.title)).toEqual(['i1', 'i3', 'i2'])
 
-    await migrate(drizzle({ client: db }), { migrationsFolder })
+    await migrate(drizzle({ client: db() }), { migrationsFolder })
 
     const inbox = await list(null)
     expect(inbox.map((r) => r.title)).toEqual(['i1', 'i3', 'i2'])
@@ -129,26 +120,17 @@ describe('migration 0012: lists holding an over-long position get short keys', (
 })
 
 describe('migration 0015: answers stored for retried creates before recurring tasks', () => {
-  let db: PGlite
-  let oldFolder: string
-  beforeAll(async () => {
-    db = await PGlite.create(undefined, { extensions: { pg_trgm } })
-    oldFolder = await migrationsUpTo('0014_recurrence')
-  })
-  afterAll(async () => {
-    await db.close()
-    await rm(oldFolder, { recursive: true, force: true })
-  })
+  const { db, oldFolder } = databaseBefore('0014_recurrence')
 
   it('gain recurrence: null, so a retry still gets the first answer, not a 500', async () => {
-    await migrate(drizzle({ client: db }), { migrationsFolder: oldFolder })
-    const { rows: [user] } = await db.query<{ id: string }>(`insert into users (email, password_hash) values ('a@example.com', 'x') returning id`)
+    await migrate(drizzle({ client: db() }), { migrationsFolder: oldFolder() })
+    const { rows: [user] } = await db().query<{ id: string }>(`insert into users (email, password_hash) values ('a@example.com', 'x') returning id`)
     const stored = {
       id: '0b9a7c64-5b0f-4f7e-9a3e-4f1f2a8e6d11', title: 'Once', description: null, completed: false, completedAt: null, priority: 'none',
       dueAt: null, tags: [], createdAt: '2026-12-06T10:00:00.000Z', updatedAt: '2026-12-06T10:00:00.000Z', version: 1,
       projectId: null, parentId: null, position: 'a1',
     }
-    const keep = async (key: string, status: number, body: object) => db.query(`insert into idempotency_keys
+    const keep = async (key: string, status: number, body: object) => db().query(`insert into idempotency_keys
       (user_id, key, request_hash, response_status, response_body) values ($1, $2, 'h', $3, $4)`, [user!.id, key, status, JSON.stringify(body)])
     await keep('before', 201, stored)
     await keep('in progress', 0, {})
@@ -157,9 +139,9 @@ describe('migration 0015: answers stored for retried creates before recurring ta
     const replay = Fastify({ logger: false }).get('/', { schema: { response: { 201: TaskJson } } }, async (_, reply) => reply.code(201).send(answer))
     expect((await replay.inject({ url: '/' })).statusCode).toBe(500)
 
-    await migrate(drizzle({ client: db }), { migrationsFolder })
+    await migrate(drizzle({ client: db() }), { migrationsFolder })
 
-    const body = async (key: string) => (await db.query<{ body: object }>('select response_body as body from idempotency_keys where key = $1', [key])).rows[0]!.body
+    const body = async (key: string) => (await db().query<{ body: object }>('select response_body as body from idempotency_keys where key = $1', [key])).rows[0]!.body
     expect(await body('before')).toEqual({ ...stored, recurrence: null })
     answer = await body('before')
     const replayed = await replay.inject({ url: '/' })
