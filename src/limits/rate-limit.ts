@@ -111,7 +111,11 @@ export interface HitCounter {
  * others lags by at most one flush.
  */
 export function batchedCounter (limits: RateLimitQueries, limit: number, windowSeconds: number, flushMs = 250): HitCounter {
-  const known = new Map<string, { count: number, expiresAt: number, pending: number }>()
+  /**
+   * Per key: `count` as the database last answered, `sending` hits a flush has sent and not yet
+   * heard back about, `pending` hits counted in memory only. A key stands at their sum.
+   */
+  const known = new Map<string, { count: number, expiresAt: number, sending: number, pending: number }>()
 
   /** Adds `counts[i]` hits to `keys[i]` in the shared counters and remembers where each stands. */
   const store = async (keys: string[], counts: number[]): Promise<Map<string, LimitState>> => {
@@ -122,7 +126,7 @@ export function batchedCounter (limits: RateLimitQueries, limit: number, windowS
       const expiresAt = now + state.secondsLeft * 1000
       // Hits counted in memory while the statement ran stay pending.
       if (entry) Object.assign(entry, { count: state.count, expiresAt })
-      else known.set(key, { count: state.count, expiresAt, pending: 0 })
+      else known.set(key, { count: state.count, expiresAt, sending: 0, pending: 0 })
     }
     return states
   }
@@ -136,6 +140,7 @@ export function batchedCounter (limits: RateLimitQueries, limit: number, windowS
       if (entry.pending > 0) {
         keys.push(key)
         counts.push(entry.pending)
+        entry.sending = entry.pending
         entry.pending = 0
       } else if (entry.expiresAt <= now) {
         known.delete(key)
@@ -146,7 +151,9 @@ export function batchedCounter (limits: RateLimitQueries, limit: number, windowS
       await store(keys, counts)
     } catch {
       // The database is away: keep them for the next flush.
-      keys.forEach((key, i) => { const entry = known.get(key); if (entry) entry.pending += counts[i]! })
+      for (const key of keys) { const entry = known.get(key); if (entry) entry.pending += entry.sending }
+    } finally {
+      for (const key of keys) { const entry = known.get(key); if (entry) entry.sending = 0 }
     }
   }
   let flushing: Promise<void> | undefined
@@ -156,9 +163,11 @@ export function batchedCounter (limits: RateLimitQueries, limit: number, windowS
   const hitInMemory = (key: string): LimitState | undefined => {
     const now = Date.now()
     const entry = known.get(key)
-    if (!entry || entry.expiresAt <= now || entry.count + entry.pending + 1 > limit / 2) return undefined
+    if (!entry || entry.expiresAt <= now) return undefined
+    const count = entry.count + entry.sending + entry.pending + 1
+    if (count > limit / 2) return undefined
     entry.pending++
-    return { count: entry.count + entry.pending, secondsLeft: Math.max(1, Math.ceil((entry.expiresAt - now) / 1000)) }
+    return { count, secondsLeft: Math.max(1, Math.ceil((entry.expiresAt - now) / 1000)) }
   }
 
   return {
@@ -166,6 +175,9 @@ export function batchedCounter (limits: RateLimitQueries, limit: number, windowS
     async hit (key) {
       const counted = hitInMemory(key)
       if (counted) return counted
+      // Near the limit the answer must be exact: let a flush in flight land first, so the count the
+      // database returns holds every hit sent and none is counted twice.
+      await flushing
       const entry = known.get(key)
       const by = (entry?.pending ?? 0) + 1
       if (entry) entry.pending = 0

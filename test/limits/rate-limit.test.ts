@@ -232,6 +232,38 @@ describe.each(testDatabases)('rate limits on $name', (target) => {
       expect(await stored()).toBe(30)
     })
 
+    it('counts exactly while a flush is in flight, in memory and at the database', async () => {
+      const key = `api:user:${crypto.randomUUID()}`
+      const queries = rateLimitQueries(first.database)
+      // Holds the flush's statement until released, so the next hits really land while it runs.
+      let flushStarted!: () => void
+      const started = new Promise<void>((resolve) => { flushStarted = resolve })
+      let release!: () => void
+      const released = new Promise<void>((resolve) => { release = resolve })
+      const held = { ...queries,
+        hit: async (...args: Parameters<typeof queries.hit>) => {
+          if (Array.isArray(args[2]) && args[2][0] === 2) { flushStarted(); await released }
+          return queries.hit(...args)
+        } }
+      const counter = batchedCounter(held, 10, 60, 5)
+      try {
+        expect((await counter.hit(key)).count).toBe(1) // a key not seen yet: at the database
+        expect((await counter.hit(key)).count).toBe(2)
+        expect((await counter.hit(key)).count).toBe(3)
+        await started // the flush sends those two and waits
+        expect((await counter.hit(key)).count).toBe(4)
+        expect((await counter.hit(key)).count).toBe(5)
+        const sixth = counter.hit(key) // past half the limit: to the database, after the flush lands
+        release()
+        expect((await sixth).count).toBe(6)
+        expect((await counter.hit(key)).count).toBe(7)
+      } finally {
+        release()
+        await counter.close()
+      }
+      expect((await counters(key))[0]?.count).toBe(7)
+    })
+
     it('adds the hits counted in memory to the shared counter within a flush', async () => {
       const t = await build({ RATE_LIMIT_API_PER_MINUTE: '100' })
       const alice = await t.signUp()
