@@ -25,6 +25,7 @@ import { registerOpenApi } from './http/openapi.js'
 import { routeTable } from './http/routes-table.js'
 import { validatorCompiler } from './http/validation.js'
 import { runEvery } from './jobs/periodic.js'
+import { scheduler } from './jobs/scheduler.js'
 import { loginLimit } from './limits/login-limit.js'
 import { mcpChallenge, mcpMetadataRoutes, mcpRoutes } from './mcp/routes.js'
 import { mcpService } from './mcp/server.js'
@@ -32,6 +33,7 @@ import { mcpTools } from './mcp/tools.js'
 import { batchedCounter, limitRequests, rateLimitQueries } from './limits/rate-limit.js'
 import { projectQueries } from './projects/queries.js'
 import { projectRoutes } from './projects/routes.js'
+import { fireReminders } from './reminders/firing.js'
 import { syncCursors } from './sync/cursor.js'
 import { syncQueries } from './sync/queries.js'
 import { syncRoutes } from './sync/routes.js'
@@ -110,7 +112,12 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
   // The process's one LISTEN: other processes' changes, deletions and revocations reach it.
   const feed = noticeFeed(database, app.log)
   const sessions = sessionQueries(database, keys, { sent: feed.echo })
-  const tasks = taskQueries(database, { changed: feed.announce, maxTasksPerUser: config.tasksPerUserMax })
+  // Reminders and, later, other work due at a time: claimed by one process of however many.
+  const jobs = scheduler({
+    database, logger: app.log, leaseSeconds: config.jobsLeaseSeconds,
+    handlers: { reminder: fireReminders(database, { graceMinutes: config.reminderGraceMinutes, leaseSeconds: config.jobsLeaseSeconds, changed: feed.announce }) },
+  })
+  const tasks = taskQueries(database, { changed: feed.announce, maxTasksPerUser: config.tasksPerUserMax, reminderDue: jobs.soon })
   const tree = taskTree(database, { changed: feed.announce })
   const projects = projectQueries(database, { changed: feed.announce, maxProjectsPerUser: config.projectsPerUserMax })
   const sync = syncQueries(database)
@@ -120,10 +127,16 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
 
   const cache = userCache(feed)
   const hub = eventHub({ database, feed, log: sync, logger: app.log, maxStreamsPerUser: config.eventStreamsPerUser })
-  app.addHook('onReady', async () => { await feed.start() })
+  app.addHook('onReady', async () => {
+    await feed.start()
+    await jobs.start()
+  })
   metrics.eventStreams(() => hub.stats())
   // Open streams would keep the server from closing: end them first.
-  app.addHook('preClose', async () => { hub.close() })
+  app.addHook('preClose', async () => {
+    hub.close()
+    await jobs.stop()
+  })
   app.addHook('onClose', async () => { await feed.close() })
 
   const authenticate = authenticator({ keys, users, sessions, cache, external: externalVerifier(config.externalAuth) })

@@ -59,6 +59,10 @@ export interface Config {
   readonly workers: number
   /** Named prepared statements on a server database: `auto` uses them unless behind a transaction pooler. */
   readonly databasePreparedStatements: boolean | 'auto'
+  /** How late (past the lease) a reminder's firing is still delivered, after downtime; later, it is recorded as missed. */
+  readonly reminderGraceMinutes: number
+  /** How long a process holds the background jobs it claimed; a job whose holder died runs again after it. */
+  readonly jobsLeaseSeconds: number
 }
 
 /** Each limit counts in a fixed window kept in PostgreSQL; 0 switches it off. */
@@ -257,6 +261,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     corsOrigins: Object.freeze(corsOrigins),
     workers,
     databasePreparedStatements: preparedRaw === 'true' ? true : preparedRaw === 'false' ? false : 'auto',
+    reminderGraceMinutes: integer('REMINDER_GRACE_MINUTES', 60, 0, 525_600),
+    jobsLeaseSeconds: integer('JOBS_LEASE_SECONDS', 30, 1, 30),
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return Object.freeze(config)

@@ -33,7 +33,7 @@ export const selectList = (fields: readonly Field[], alias: string): string =>
 export const typedNulls = (fields: readonly Field[]): string => fields.map(({ sqlType }) => `null::${sqlType}`).join(', ')
 
 /** A timestamp as the API writes it (ISO 8601, milliseconds, Z), computed in SQL. */
-const isoTime = (expression: string) => `to_char(${expression} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
+export const isoTime = (expression: string) => `to_char(${expression} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
 
 /** The resource as one JSON value, its times formatted as the API writes them. */
 export const jsonObject = (fields: readonly Field[], alias: string): string =>

@@ -121,6 +121,11 @@ export const tasks = pgTable('tasks', {
   dueLocal: timestamp('due_local', { precision: 3, mode: 'string' }),
   /** The current occurrence's place in its series, 1 for the first: the rule's COUNT is counted against it. */
   occurrenceIndex: integer('occurrence_index').notNull().default(1),
+  /**
+   * `[{id, offsetMinutes, missedAt} | {id, at, missedAt}]` as the API shows them (issue 19): at most
+   * 10. A trigger (migration 0016) keeps the task's pending firings in `jobs` in step with them.
+   */
+  reminders: jsonb('reminders').$type<StoredReminder[]>().notNull().default(sql`'[]'::jsonb`),
 }, (t) => [
   index('tasks_user_seq_idx').on(t.userId, t.seq),
   // A project's tasks, the inbox, and a task's subtasks, in their order: one index scan each. The
@@ -171,6 +176,64 @@ export const idempotencyKeys = pgTable('idempotency_keys', {
 }, (t) => [
   primaryKey({ columns: [t.userId, t.key] }),
   index('idempotency_keys_created_idx').on(t.createdAt),
+])
+
+/** A reminder as stored on its task and shown by the API: exactly one of `offsetMinutes` and `at`. */
+export interface StoredReminder { id: string, offsetMinutes?: number, at?: string, missedAt: string | null }
+
+/**
+ * Work that must happen later, once, whatever process is alive (DESIGN.md, background work): a
+ * reminder's firing now, webhook deliveries next. A process claims due rows with FOR UPDATE SKIP
+ * LOCKED and holds them for a lease (`lease_until`, `lease_token`); it finishes a job only while its
+ * token still stands, so a job whose holder died is taken by another once the lease ends, and done
+ * once. A reminder's row is kept by a trigger on tasks (migration 0016) and goes with its task.
+ */
+export const jobs = pgTable('jobs', {
+  id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+  /** What to do: 'reminder'. */
+  kind: text('kind').notNull(),
+  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  taskId: uuid('task_id').references(() => tasks.id, { onDelete: 'cascade' }),
+  /** A reminder's id on its task, and the dueAt it belongs to (null for an absolute one on a task without). */
+  reminderId: uuid('reminder_id'),
+  occurrence: time('occurrence'),
+  /** Whatever else a kind needs. */
+  payload: jsonb('payload'),
+  /** When it is due. */
+  runAt: time('run_at').notNull(),
+  /** Claimed until then by the holder of `lease_token`; null: not claimed. */
+  leaseUntil: time('lease_until'),
+  leaseToken: uuid('lease_token'),
+  attempts: integer('attempts').notNull().default(0),
+  createdAt: createdAt(),
+}, (t) => [
+  index('jobs_run_at_idx').on(t.runAt),
+  index('jobs_lease_idx').on(t.leaseUntil).where(sql`${t.leaseUntil} is not null`),
+  // One pending firing per reminder. Not partial: a deleted task's (and user's) rows are found by it.
+  uniqueIndex('jobs_task_reminder_key').on(t.taskId, t.reminderId),
+  index('jobs_user_idx').on(t.userId),
+])
+
+/**
+ * Reminders fired (or found missed), for the change log: unlike a task, each is its own change, never
+ * collapsed. Stamped with the user's next change seq by a trigger (migration 0016); kept
+ * SYNC_RETENTION_DAYS. The task may be gone since: no foreign key to it.
+ */
+export const reminderChanges = pgTable('reminder_changes', {
+  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  seq: bigint('seq', { mode: 'number' }).notNull(),
+  /** 'fired' or 'missed'. */
+  op: text('op').notNull(),
+  taskId: uuid('task_id').notNull(),
+  reminderId: uuid('reminder_id').notNull(),
+  occurrence: time('occurrence'),
+  fireAt: time('fire_at').notNull(),
+  /** When it fired, or when it was found missed. */
+  at: time('at').notNull(),
+  title: text('title').notNull(),
+}, (t) => [
+  primaryKey({ columns: [t.userId, t.seq] }),
+  index('reminder_changes_at_idx').on(t.at),
 ])
 
 export type User = typeof users.$inferSelect

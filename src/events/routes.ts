@@ -35,7 +35,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       tags: ['sync'],
       operationId: 'streamEvents', summary: 'Live changes to your projects and tasks (text/event-stream)',
       description: 'Events task.upsert (data: the task), project.upsert (data: the project), task.delete and project.delete ' +
-        '(data: {id, deletedAt}); each id is a ' +
+        '(data: {id, deletedAt}), reminder.fired (data: a ReminderFired) and reminder.missed (data: a ReminderMissed); skip an event you do not know. Each id is a ' +
         'cursor /sync accepts. Without Last-Event-ID or since, the stream starts now. A comment every EVENT_HEARTBEAT_SECONDS (15 s by default). ' +
         'The stream ends when its access token expires or its session ends, after an event reauth: reconnect ' +
         'with a fresh token (or ticket) and Last-Event-ID; nothing is missed.',
@@ -44,7 +44,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
       response: {
         200: {
           description: 'A text/event-stream. Events: `task.upsert` (data: the Task), `project.upsert` (data: the Project), ' +
-            '`task.delete` and `project.delete` (data: {id, deletedAt}), ' +
+            '`task.delete` and `project.delete` (data: {id, deletedAt}), `reminder.fired` (data: the ReminderFired), `reminder.missed` (data: the ReminderMissed), ' +
             '`reauth` (data: {reason: expired|logout|revoked}; the stream then ends: reconnect with a fresh token and Last-Event-ID). ' +
             'Each event id is a cursor /sync accepts; a comment line every EVENT_HEARTBEAT_SECONDS (15 s by default) keeps the connection alive.',
           content: {

@@ -83,7 +83,9 @@ export class ChangeStream {
     const { cursors, userId } = this.options
     for (const change of changes) {
       if (change.seq <= this.lastSeq) continue
-      const data = change.op === 'delete' ? { id: change.id, deletedAt: change.deletedAt } : change.type === 'task' ? change.task : change.project
+      const data = change.type === 'reminder'
+        ? change.reminder
+        : change.op === 'delete' ? { id: change.id, deletedAt: change.deletedAt } : change.type === 'task' ? change.task : change.project
       const id = cursors.mint(userId, { seq: change.seq })
       const flowing = this.write(`id: ${id}\nevent: ${change.type}.${change.op}\ndata: ${JSON.stringify(data)}\n\n`)
       this.lastSeq = change.seq

@@ -6,6 +6,7 @@ import type { IfVersions } from '../http/conditional.js'
 import { fittingCount } from '../http/page-size.js'
 import { badRequest, notFound, notFoundAt, preconditionFailed, taskLimitReached, tooDeep, type Problem } from '../http/problem.js'
 import { ruleOf } from '../recurrence/rule.js'
+import { nextFiring, remindersOf } from '../reminders/plan.js'
 import { localTime, upcoming, type Recurrence } from '../recurrence/schedule.js'
 import type { CompletionsQuery } from '../recurrence/schemas.js'
 import { decodeCursor, encodeCursor, sortValue } from './cursor.js'
@@ -24,9 +25,9 @@ const EXISTS = statement('select 1 as found from tasks t where t.user_id = $1 an
  * and a count read before the lock let concurrent creates pass the cap (60 at once stored up to 29
  * of 10 on PostgreSQL). Locked first, each create reads the count the previous one committed.
  */
-const INSERT = statement(`insert into tasks as t (user_id, title, description, priority, due_at, tags, tag_keys, recurrence, due_local)
-  select $1, $2, $3, $4::task_priority, $5::timestamptz, $6::text[], $7::text[], $8::jsonb, $9::timestamp
-  where (select u.task_count from users u where u.id = $1 for no key update) < $10
+const INSERT = statement(`insert into tasks as t (user_id, title, description, priority, due_at, tags, tag_keys, recurrence, due_local, reminders)
+  select $1, $2, $3, $4::task_priority, $5::timestamptz, $6::text[], $7::text[], $8::jsonb, $9::timestamp, $10::jsonb
+  where (select u.task_count from users u where u.id = $1 for no key update) < $11
   returning ${TASK_COLUMNS}`)
 /**
  * Inserts in a project or under a parent, which must be the user's: the subtask takes its parent's
@@ -36,21 +37,21 @@ const INSERT = statement(`insert into tasks as t (user_id, title, description, p
  * went first, and never deadlocks with this.
  */
 const INSERT_PLACED = statement(`with parent as (
-    select t.project_id, t.depth from tasks t where t.user_id = $1 and t.id = $12::uuid for key share
+    select t.project_id, t.depth from tasks t where t.user_id = $1 and t.id = $13::uuid for key share
   ), project as (
-    select p.id from projects p where p.user_id = $1 and p.id = $11::uuid for key share
+    select p.id from projects p where p.user_id = $1 and p.id = $12::uuid for key share
   ), owner as (
     select u.task_count from users u, (select count(*) from parent) held_parent, (select count(*) from project) held_project
     where u.id = $1 for no key update of u
   )
-  insert into tasks as t (user_id, title, description, priority, due_at, tags, tag_keys, recurrence, due_local, project_id, parent_id, depth)
-  select $1, $2, $3, $4::task_priority, $5::timestamptz, $6::text[], $7::text[], $8::jsonb, $9::timestamp,
-    case when $12::uuid is null then $11::uuid else parent.project_id end, $12::uuid, coalesce(parent.depth + 1, 0)
+  insert into tasks as t (user_id, title, description, priority, due_at, tags, tag_keys, recurrence, due_local, reminders, project_id, parent_id, depth)
+  select $1, $2, $3, $4::task_priority, $5::timestamptz, $6::text[], $7::text[], $8::jsonb, $9::timestamp, $10::jsonb,
+    case when $13::uuid is null then $12::uuid else parent.project_id end, $13::uuid, coalesce(parent.depth + 1, 0)
   from (select 1) as one left join parent on true
-  where (select owner.task_count from owner) < $10
-    and ($12::uuid is null or parent.depth is not null)
-    and ($11::uuid is null or exists (select 1 from project))
-    and ($12::uuid is null or not $13::boolean or parent.project_id is not distinct from $11::uuid)
+  where (select owner.task_count from owner) < $11
+    and ($13::uuid is null or parent.depth is not null)
+    and ($12::uuid is null or exists (select 1 from project))
+    and ($13::uuid is null or not $14::boolean or parent.project_id is not distinct from $12::uuid)
     and coalesce(parent.depth, -1) < 3
   returning ${TASK_COLUMNS}`)
 /** What a refused INSERT_PLACED had to go on, to say which condition failed. */
@@ -132,9 +133,10 @@ interface NewSeries { recurrence: Recurrence | null, dueLocal: string | null }
 
 function insertValues (userId: string, input: CreateTaskBody, series: NewSeries): unknown[] {
   const { tags, tagKeys } = normalizeTags(input.tags ?? [])
-  return [userId, input.title.trim(), input.description ?? null, input.priority ?? 'none',
-    input.dueAt ? toStoredTime(input.dueAt) : null, tags, tagKeys,
-    series.recurrence === null ? null : JSON.stringify(series.recurrence), series.dueLocal]
+  const dueAt = input.dueAt ? toStoredTime(input.dueAt) : null
+  return [userId, input.title.trim(), input.description ?? null, input.priority ?? 'none', dueAt, tags, tagKeys,
+    series.recurrence === null ? null : JSON.stringify(series.recurrence), series.dueLocal,
+    JSON.stringify(remindersOf(input.reminders ?? [], [], dueAt))]
 }
 
 /** The SET clauses of the fields a write changes as given (title, description, priority, tags). */
@@ -158,13 +160,26 @@ export interface TaskQueryOptions {
   changed?: (userId: string) => void
   /** TASKS_PER_USER_MAX: a create past it is a 409. */
   maxTasksPerUser: number
+  /**
+   * Runs after a write that committed, with the first time (ms since the epoch) a reminder of the
+   * task is now due: the scheduler wakes for it (jobs/scheduler.ts). The trigger scheduled it.
+   */
+  reminderDue?: (at: number) => void
 }
 
 /**
  * The task statements. A write that cannot be done throws the problem to answer (http/problem.ts):
  * a task that is not the user's is a 404, a stale If-Match a 412.
  */
-export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser }: TaskQueryOptions) {
+export function taskQueries (db: Database, { changed: logGrew = () => {}, maxTasksPerUser, reminderDue = () => {} }: TaskQueryOptions) {
+  /** After a write that committed: its user's log grew, and a reminder of the task may be due sooner. */
+  const changed = (userId: string, task?: Task) => {
+    logGrew(userId)
+    if (task === undefined || task.completed || task.reminders.length === 0) return
+    const next = nextFiring(task.reminders, task.dueAt)
+    if (next !== undefined) reminderDue(next)
+  }
+
   /**
    * A conditional write changed nothing: the task is not the user's (404), or, when the write was
    * conditioned on `ifVersions`, it has moved on (412).
@@ -233,7 +248,11 @@ export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser
       const { values, add } = parameters(userId, taskId, plan.completed, plan.dueAt,
         plan.recurrence === null ? null : JSON.stringify(plan.recurrence), plan.dueLocal, plan.occurrenceIndex,
         plan.subtasks ?? null, plan.completes ?? null)
-      return (await queryOne<Task>(tx, WRITE_PLAN(fieldSets(changes, add)), values))!
+      const sets = fieldSets(changes, add)
+      if (changes.reminders !== undefined) {
+        sets.push(`reminders = ${add(JSON.stringify(remindersOf(changes.reminders, locked.reminders, plan.dueAt)))}::jsonb`)
+      }
+      return (await queryOne<Task>(tx, WRITE_PLAN(sets), values))!
     })
   }
 
@@ -256,7 +275,8 @@ export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser
    * `recurrence`, go through `writeLocked`. A plain task's completion stays one statement.
    */
   async function write (userId: string, taskId: string, changes: UpdateTaskBody, ifVersions: IfVersions, replacing: boolean): Promise<Task> {
-    if (changes.recurrence !== undefined) return writeLocked(userId, taskId, changes, ifVersions, { replacing })
+    // New reminders are checked against the task's current ones (the ids kept) and its dueAt.
+    if (changes.recurrence !== undefined || changes.reminders !== undefined) return writeLocked(userId, taskId, changes, ifVersions, { replacing })
     const mayConcernSeries = replacing || changes.completed === true || changes.dueAt !== undefined
     // $1 and $2, as SUBTREE expects them.
     const { values, add } = parameters(userId, taskId)
@@ -291,7 +311,7 @@ export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser
       const task = await placedGone(userId, input, () => input.parentId === undefined
         ? insert(db, userId, input)
         : db.transaction((tx) => insert(tx, userId, input)))
-      changed(userId)
+      changed(userId, task)
       return task
     },
 
@@ -299,7 +319,7 @@ export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser
     async createIdempotent (userId: string, key: string, input: CreateTaskBody): Promise<Answer<Task>> {
       const answer = await placedGone(userId, input, () => db.transaction((tx) =>
         createOnce(tx, userId, key, requestHash(input), () => insert(tx, userId, input))))
-      if (!answer.replayed) changed(userId)
+      if (!answer.replayed) changed(userId, answer.body)
       return answer
     },
 
@@ -368,7 +388,7 @@ export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser
      */
     async update (userId: string, taskId: string, changes: UpdateTaskBody, ifVersions?: IfVersions): Promise<Task> {
       const task = await write(userId, taskId, changes, ifVersions, false)
-      changed(userId)
+      changed(userId, task)
       return task
     },
 
@@ -378,7 +398,7 @@ export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser
      */
     async replace (userId: string, taskId: string, fields: UpdateTaskBody): Promise<Task> {
       const task = await write(userId, taskId, fields, undefined, true)
-      changed(userId)
+      changed(userId, task)
       return task
     },
 
@@ -388,14 +408,14 @@ export function taskQueries (db: Database, { changed = () => {}, maxTasksPerUser
      */
     async toggle (userId: string, taskId: string): Promise<Task> {
       const task = await queryOne<Task>(db, TOGGLE, [userId, taskId]) ?? await writeLocked(userId, taskId, { completed: true }, undefined)
-      changed(userId)
+      changed(userId, task)
       return task
     },
 
     /** Moves a recurring task to its next occurrence without recording a completion. */
     async skip (userId: string, taskId: string, ifVersions?: IfVersions): Promise<Task> {
       const task = await writeLocked(userId, taskId, {}, ifVersions, { skip: true })
-      changed(userId)
+      changed(userId, task)
       return task
     },
 

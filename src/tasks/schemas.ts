@@ -1,6 +1,7 @@
 import { Type, type Static } from '@fastify/type-provider-typebox'
 import { DateTime, Nullable, StringEnum, Uuid } from '../http/schemas.js'
 import { RECURRENCE_EXAMPLE, RecurrenceBody, RecurrenceJson } from '../recurrence/schemas.js'
+import { ReminderJson, RemindersBody } from '../reminders/schemas.js'
 
 export const Priority = StringEnum(['none', 'low', 'medium', 'high'])
 const Title = Type.String({ minLength: 1, maxLength: 500, pattern: '\\S', description: 'Trimmed; not blank' })
@@ -23,12 +24,13 @@ export const CreateTaskBody = Type.Object({
   projectId: Type.Optional(ProjectRef),
   parentId: Type.Optional(Type.String({ format: 'uuid', description: 'Create it as a subtask of this task (in that task\'s project), last among its subtasks' })),
   recurrence: Type.Optional(RecurrenceBody),
+  reminders: Type.Optional(RemindersBody),
 }, {
   additionalProperties: false,
   title: 'NewTask',
   // Every last Friday of the month at 09:00 Berlin time, from 25 December 2026.
   examples: [{ title: 'Write the report', description: 'Monthly numbers for the board', priority: 'high', dueAt: '2026-12-25T08:00:00Z', tags: ['work'],
-    recurrence: { rule: 'FREQ=MONTHLY;BYDAY=-1FR', timezone: 'Europe/Berlin' } }],
+    recurrence: { rule: 'FREQ=MONTHLY;BYDAY=-1FR', timezone: 'Europe/Berlin' }, reminders: [{ offsetMinutes: -30 }] }],
 })
 export type CreateTaskBody = Static<typeof CreateTaskBody>
 
@@ -40,6 +42,7 @@ export const UpdateTaskBody = Type.Object({
   dueAt: Type.Optional(DueAt),
   tags: Type.Optional(Tags),
   recurrence: Type.Optional(RecurrenceBody),
+  reminders: Type.Optional(RemindersBody),
 }, {
   additionalProperties: false,
   minProperties: 1,
@@ -116,6 +119,7 @@ const TASK_EXAMPLE = {
     parentId: null,
     position: 'a3',
     recurrence: RECURRENCE_EXAMPLE,
+    reminders: [{ id: '5d0c1f7e-2a4b-4c6d-8e9f-0a1b2c3d4e5f', offsetMinutes: -30, missedAt: null }],
   }
 
 export const TaskJson = Type.Object({
@@ -134,6 +138,7 @@ export const TaskJson = Type.Object({
   parentId: Nullable(Type.String({ format: 'uuid', description: 'The task it is a subtask of; null: top level' })),
   position: Type.String({ description: 'Its place among its siblings; opaque, sorts in byte order. Change it with POST /api/v1/tasks/{id}/move' }),
   recurrence: Nullable(RecurrenceJson),
+  reminders: Type.Array(ReminderJson, { description: 'Empty when it has none. Each firing reaches you as a reminder change (sync, events)' }),
 }, { title: 'Task', examples: [TASK_EXAMPLE] })
 export type TaskJson = Static<typeof TaskJson>
 /** A task as the queries return it: a row is already its JSON. */
