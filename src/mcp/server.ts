@@ -20,12 +20,17 @@ const INSTRUCTIONS = 'The signed-in user\'s tasks and projects. Ids come from li
 /**
  * An input schema as tools/list publishes it, which every client puts in the model's context: the
  * rules (types, limits, enums, patterns, required arguments), without what is written for people
- * reading the OpenAPI document (titles, examples, descriptions); the tool's own hints instead.
+ * reading the OpenAPI document (titles, examples, descriptions); the tool's own hints instead. Left
+ * out too, as guidance no model needs (a call past them is refused, naming the argument): the ban
+ * on unknown arguments, and numeric bounds that only keep values storable (a version below 2^31, an
+ * offset within a year). With reminders, tools/list came to 12.8 KB with them, against 12 KiB allowed.
  */
 function publishedInput (schema: TSchema, hints: Record<string, string> = {}): Record<string, any> {
   const documentation = (key: string, value: unknown) => (key === 'examples' && Array.isArray(value)) ||
     (typeof value === 'string' && (key === 'title' || key === 'description'))
-  const json = JSON.parse(JSON.stringify(schema, (key, value) => documentation(key, value) ? undefined : value))
+  const technical = (key: string, value: unknown) => key === 'additionalProperties' ||
+    ((key === 'minimum' || key === 'maximum') && typeof value === 'number' && Math.abs(value) >= 100_000)
+  const json = JSON.parse(JSON.stringify(schema, (key, value) => documentation(key, value) || technical(key, value) ? undefined : value))
   for (const [name, hint] of Object.entries(hints)) json.properties[name] = { ...json.properties[name], description: hint }
   return json
 }
@@ -33,17 +38,18 @@ function publishedInput (schema: TSchema, hints: Record<string, string> = {}): R
 /**
  * An output schema as tools/list publishes it: the types of the resource's fields only. Every field
  * is always sent and the model reads the values, so the rest (required, formats, enums, the fields
- * of an object inside the resource, such as a task's recurrence) told it nothing and cost the
- * budget: 13.1 KB of tools/list with them once tasks could recur, against 12 KiB allowed.
+ * of an object inside the resource, such as a task's recurrence or its reminders) told it nothing
+ * and cost the budget: 13.1 KB of tools/list with them once tasks could recur, against 12 KiB
+ * allowed. A page's list holds resources: their fields are listed.
  */
-function publishedOutput (schema: TSchema, inResource = false): Record<string, any> {
+function publishedOutput (schema: TSchema, within: 'top' | 'resource' | 'page' = 'top'): Record<string, any> {
   const { type, properties, items } = schema as { type?: unknown, properties?: Record<string, TSchema>, items?: TSchema }
   const isObject = [type].flat().includes('object')
-  if (isObject && properties !== undefined && !inResource) {
-    return { type, properties: Object.fromEntries(Object.entries(properties).map(([name, field]) => [name, publishedOutput(field, true)])) }
+  if (isObject && properties !== undefined && within === 'top') {
+    const kind = 'id' in properties ? 'resource' : 'page'
+    return { type, properties: Object.fromEntries(Object.entries(properties).map(([name, field]) => [name, publishedOutput(field, kind)])) }
   }
-  // A list's items are resources of their own (a page's tasks): their fields are listed.
-  if (items !== undefined) return { type, items: publishedOutput(items) }
+  if (items !== undefined) return { type, items: within === 'resource' ? { type: (items as { type?: unknown }).type } : publishedOutput(items) }
   return { type }
 }
 

@@ -119,10 +119,10 @@ describe('migration 0012: lists holding an over-long position get short keys', (
   })
 })
 
-describe('migration 0015: answers stored for retried creates before recurring tasks', () => {
+describe('migrations 0015 and 0016: answers stored for retried creates before recurring tasks and reminders', () => {
   const { db, oldFolder } = databaseBefore('0014_recurrence')
 
-  it('gain recurrence: null, so a retry still gets the first answer, not a 500', async () => {
+  it('gain recurrence: null and reminders: [], so a retry still gets the first answer, not a 500', async () => {
     await migrate(drizzle({ client: db() }), { migrationsFolder: oldFolder() })
     const { rows: [user] } = await db().query<{ id: string }>(`insert into users (email, password_hash) values ('a@example.com', 'x') returning id`)
     const stored = {
@@ -142,11 +142,11 @@ describe('migration 0015: answers stored for retried creates before recurring ta
     await migrate(drizzle({ client: db() }), { migrationsFolder })
 
     const body = async (key: string) => (await db().query<{ body: object }>('select response_body as body from idempotency_keys where key = $1', [key])).rows[0]!.body
-    expect(await body('before')).toEqual({ ...stored, recurrence: null })
+    expect(await body('before')).toEqual({ ...stored, recurrence: null, reminders: [] })
     answer = await body('before')
     const replayed = await replay.inject({ url: '/' })
     expect(replayed.statusCode).toBe(201)
-    expect(replayed.json()).toEqual({ ...stored, recurrence: null })
+    expect(replayed.json()).toEqual({ ...stored, recurrence: null, reminders: [] })
     expect(await body('in progress')).toEqual({})
     await replay.close()
   })

@@ -156,7 +156,7 @@ export interface paths {
         };
         /**
          * Live changes to your projects and tasks (text/event-stream)
-         * @description Events task.upsert (data: the task), project.upsert (data: the project), task.delete and project.delete (data: {id, deletedAt}); each id is a cursor /sync accepts. Without Last-Event-ID or since, the stream starts now. A comment every EVENT_HEARTBEAT_SECONDS (15 s by default). The stream ends when its access token expires or its session ends, after an event reauth: reconnect with a fresh token (or ticket) and Last-Event-ID; nothing is missed.
+         * @description Events task.upsert (data: the task), project.upsert (data: the project), task.delete and project.delete (data: {id, deletedAt}), reminder.fired (data: a ReminderFired) and reminder.missed (data: a ReminderMissed); skip an event you do not know. Each id is a cursor /sync accepts. Without Last-Event-ID or since, the stream starts now. A comment every EVENT_HEARTBEAT_SECONDS (15 s by default). The stream ends when its access token expires or its session ends, after an event reauth: reconnect with a fresh token (or ticket) and Last-Event-ID; nothing is missed.
          */
         get: operations["streamEvents"];
         put?: never;
@@ -506,8 +506,11 @@ export interface components {
             /** @description Required for accounts with a password */
             password?: string;
         };
-        /** Change */
-        Change: components["schemas"]["TaskUpsert"] | components["schemas"]["TaskDeletion"] | components["schemas"]["ProjectUpsert"] | components["schemas"]["ProjectDeletion"];
+        /**
+         * Change
+         * @description One of these types, and later perhaps others: a client skips a type (or an op) it does not know
+         */
+        Change: components["schemas"]["TaskUpsert"] | components["schemas"]["TaskDeletion"] | components["schemas"]["ProjectUpsert"] | components["schemas"]["ProjectDeletion"] | components["schemas"]["ReminderFiredChange"] | components["schemas"]["ReminderMissedChange"];
         /** ClassicNewTask */
         ClassicNewTask: {
             description?: string | null;
@@ -689,6 +692,24 @@ export interface components {
              */
             timezone?: string;
         } | null;
+        /**
+         * NewReminder
+         * @description Exactly one of offsetMinutes and at
+         */
+        NewReminder: {
+            /**
+             * Format: date-time
+             * @description An absolute time; it fires once; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
+            at?: string;
+            /**
+             * Format: uuid
+             * @description Keeps the task's reminder of this id (its missedAt too, when its time is unchanged); omit it for a new one
+             */
+            id?: string;
+            /** @description Minutes from the task's dueAt (negative: before it, e.g. -30); it applies to every occurrence of a recurring task, and waits, inactive, while the task has no dueAt */
+            offsetMinutes?: number;
+        };
         /** NewTask */
         NewTask: {
             description?: string | null;
@@ -717,6 +738,8 @@ export interface components {
              *     }
              */
             recurrence?: components["schemas"]["NewRecurrence"];
+            /** @description At most 10. Replaces the task's reminders: send back the ids of the ones to keep. A reminder whose time has passed never fires */
+            reminders?: components["schemas"]["NewReminder"][];
             /** @description Trimmed; duplicates (ignoring case) are dropped, the first spelling kept */
             tags?: string[];
             /** @description Trimmed; not blank */
@@ -915,6 +938,106 @@ export interface components {
             name?: string | null;
             password: string;
         };
+        /**
+         * Reminder
+         * @description Relative (offsetMinutes) or absolute (at); the server gives it its id
+         */
+        Reminder: {
+            /**
+             * Format: date-time
+             * @description An absolute time; it fires once; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
+            at?: string;
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: date-time
+             * @description When the server last found this reminder's firing missed: it was down past the time by more than REMINDER_GRACE_MINUTES; null otherwise. Cleared when the reminder is edited; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
+            missedAt: string | null;
+            /** @description Minutes from the task's dueAt (negative: before it, e.g. -30); it applies to every occurrence of a recurring task, and waits, inactive, while the task has no dueAt */
+            offsetMinutes?: number;
+        };
+        /** ReminderFired */
+        ReminderFired: {
+            /**
+             * Format: date-time
+             * @description When it was due to fire; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
+            fireAt: string;
+            /**
+             * Format: date-time
+             * @description When it fired; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
+            firedAt: string;
+            /**
+             * Format: date-time
+             * @description The dueAt the reminder belongs to; null for an absolute reminder on a task without one; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
+            occurrence: string | null;
+            /** Format: uuid */
+            reminderId: string;
+            /** Format: uuid */
+            taskId: string;
+            /** @description The task's title then */
+            title: string;
+        };
+        /**
+         * ReminderFiredChange
+         * @description A reminder fired: each firing is its own change, never collapsed. Only in a sync with a cursor (and on the event stream): a first sync sends current state, not past firings
+         */
+        ReminderFiredChange: {
+            /** @enum {string} */
+            op: "fired";
+            /**
+             * @example {
+             *       "taskId": "0b9a7c64-5b0f-4f7e-9a3e-4f1f2a8e6d11",
+             *       "reminderId": "5d0c1f7e-2a4b-4c6d-8e9f-0a1b2c3d4e5f",
+             *       "occurrence": "2026-12-25T08:00:00.000Z",
+             *       "fireAt": "2026-12-25T07:30:00.000Z",
+             *       "firedAt": "2026-12-25T07:30:00.041Z",
+             *       "title": "Write the report"
+             *     }
+             */
+            reminder: components["schemas"]["ReminderFired"];
+            /** @enum {string} */
+            type: "reminder";
+        };
+        /** ReminderMissed */
+        ReminderMissed: {
+            /**
+             * Format: date-time
+             * @description When it was due to fire; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
+            fireAt: string;
+            /**
+             * Format: date-time
+             * @description When the server found it missed; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
+            missedAt: string;
+            /**
+             * Format: date-time
+             * @description The dueAt the reminder belongs to; null for an absolute reminder on a task without one; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
+            occurrence: string | null;
+            /** Format: uuid */
+            reminderId: string;
+            /** Format: uuid */
+            taskId: string;
+            /** @description The task's title then */
+            title: string;
+        };
+        /**
+         * ReminderMissedChange
+         * @description A firing the server was down for, past REMINDER_GRACE_MINUTES: recorded, not to be shown as news
+         */
+        ReminderMissedChange: {
+            /** @enum {string} */
+            op: "missed";
+            reminder: components["schemas"]["ReminderMissed"];
+            /** @enum {string} */
+            type: "reminder";
+        };
         /** Session */
         Session: {
             /** @description JWT (HS256); send as `Authorization: Bearer <token>` */
@@ -939,7 +1062,7 @@ export interface components {
         };
         /** SyncPage */
         SyncPage: {
-            /** @description Each task and project at most once, in its latest state, in log order. A first sync sends every project before any task */
+            /** @description Each task and project at most once, in its latest state, and each reminder firing, in log order. A first sync sends every project before any task, and no firings */
             changes: components["schemas"]["Change"][];
             /** @description Pass as since next time; valid until the retention period drops it */
             cursor: string;
@@ -989,6 +1112,8 @@ export interface components {
              *     }
              */
             recurrence: components["schemas"]["Recurrence"];
+            /** @description Empty when it has none. Each firing reaches you as a reminder change (sync, events) */
+            reminders: components["schemas"]["Reminder"][];
             tags: string[];
             title: string;
             /**
@@ -1021,6 +1146,8 @@ export interface components {
              *     }
              */
             recurrence?: components["schemas"]["NewRecurrence"];
+            /** @description At most 10. Replaces the task's reminders: send back the ids of the ones to keep. A reminder whose time has passed never fires */
+            reminders?: components["schemas"]["NewReminder"][];
             /** @description Trimmed; duplicates (ignoring case) are dropped, the first spelling kept */
             tags?: string[];
             /** @description Trimmed; not blank */
@@ -1098,7 +1225,14 @@ export interface components {
              *         "rule": "FREQ=MONTHLY;BYDAY=-1FR",
              *         "timezone": "Europe/Berlin",
              *         "from": "due"
-             *       }
+             *       },
+             *       "reminders": [
+             *         {
+             *           "id": "5d0c1f7e-2a4b-4c6d-8e9f-0a1b2c3d4e5f",
+             *           "offsetMinutes": -30,
+             *           "missedAt": null
+             *         }
+             *       ]
              *     }
              */
             task: components["schemas"]["Task"];
@@ -2459,7 +2593,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A text/event-stream. Events: `task.upsert` (data: the Task), `project.upsert` (data: the Project), `task.delete` and `project.delete` (data: {id, deletedAt}), `reauth` (data: {reason: expired|logout|revoked}; the stream then ends: reconnect with a fresh token and Last-Event-ID). Each event id is a cursor /sync accepts; a comment line every EVENT_HEARTBEAT_SECONDS (15 s by default) keeps the connection alive. */
+            /** @description A text/event-stream. Events: `task.upsert` (data: the Task), `project.upsert` (data: the Project), `task.delete` and `project.delete` (data: {id, deletedAt}), `reminder.fired` (data: the ReminderFired), `reminder.missed` (data: the ReminderMissed), `reauth` (data: {reason: expired|logout|revoked}; the stream then ends: reconnect with a fresh token and Last-Event-ID). Each event id is a cursor /sync accepts; a comment line every EVENT_HEARTBEAT_SECONDS (15 s by default) keeps the connection alive. */
             200: {
                 headers: {
                     /** @description The limit closest to running out, in requests per window */
@@ -3547,7 +3681,14 @@ export interface operations {
                      *             "rule": "FREQ=MONTHLY;BYDAY=-1FR",
                      *             "timezone": "Europe/Berlin",
                      *             "from": "due"
-                     *           }
+                     *           },
+                     *           "reminders": [
+                     *             {
+                     *               "id": "5d0c1f7e-2a4b-4c6d-8e9f-0a1b2c3d4e5f",
+                     *               "offsetMinutes": -30,
+                     *               "missedAt": null
+                     *             }
+                     *           ]
                      *         }
                      *       ],
                      *       "nextCursor": null
@@ -3632,7 +3773,12 @@ export interface operations {
                  *       "recurrence": {
                  *         "rule": "FREQ=MONTHLY;BYDAY=-1FR",
                  *         "timezone": "Europe/Berlin"
-                 *       }
+                 *       },
+                 *       "reminders": [
+                 *         {
+                 *           "offsetMinutes": -30
+                 *         }
+                 *       ]
                  *     }
                  */
                 "application/json": components["schemas"]["NewTask"];
@@ -3681,7 +3827,14 @@ export interface operations {
                      *         "rule": "FREQ=MONTHLY;BYDAY=-1FR",
                      *         "timezone": "Europe/Berlin",
                      *         "from": "due"
-                     *       }
+                     *       },
+                     *       "reminders": [
+                     *         {
+                     *           "id": "5d0c1f7e-2a4b-4c6d-8e9f-0a1b2c3d4e5f",
+                     *           "offsetMinutes": -30,
+                     *           "missedAt": null
+                     *         }
+                     *       ]
                      *     }
                      */
                     "application/json": components["schemas"]["Task"];
@@ -3845,7 +3998,14 @@ export interface operations {
                      *         "rule": "FREQ=MONTHLY;BYDAY=-1FR",
                      *         "timezone": "Europe/Berlin",
                      *         "from": "due"
-                     *       }
+                     *       },
+                     *       "reminders": [
+                     *         {
+                     *           "id": "5d0c1f7e-2a4b-4c6d-8e9f-0a1b2c3d4e5f",
+                     *           "offsetMinutes": -30,
+                     *           "missedAt": null
+                     *         }
+                     *       ]
                      *     }
                      */
                     "application/json": components["schemas"]["Task"];
@@ -4090,7 +4250,14 @@ export interface operations {
                      *         "rule": "FREQ=MONTHLY;BYDAY=-1FR",
                      *         "timezone": "Europe/Berlin",
                      *         "from": "due"
-                     *       }
+                     *       },
+                     *       "reminders": [
+                     *         {
+                     *           "id": "5d0c1f7e-2a4b-4c6d-8e9f-0a1b2c3d4e5f",
+                     *           "offsetMinutes": -30,
+                     *           "missedAt": null
+                     *         }
+                     *       ]
                      *     }
                      */
                     "application/json": components["schemas"]["Task"];
@@ -4356,7 +4523,14 @@ export interface operations {
                      *         "rule": "FREQ=MONTHLY;BYDAY=-1FR",
                      *         "timezone": "Europe/Berlin",
                      *         "from": "due"
-                     *       }
+                     *       },
+                     *       "reminders": [
+                     *         {
+                     *           "id": "5d0c1f7e-2a4b-4c6d-8e9f-0a1b2c3d4e5f",
+                     *           "offsetMinutes": -30,
+                     *           "missedAt": null
+                     *         }
+                     *       ]
                      *     }
                      */
                     "application/json": components["schemas"]["Task"];
@@ -4626,7 +4800,14 @@ export interface operations {
                      *         "rule": "FREQ=MONTHLY;BYDAY=-1FR",
                      *         "timezone": "Europe/Berlin",
                      *         "from": "due"
-                     *       }
+                     *       },
+                     *       "reminders": [
+                     *         {
+                     *           "id": "5d0c1f7e-2a4b-4c6d-8e9f-0a1b2c3d4e5f",
+                     *           "offsetMinutes": -30,
+                     *           "missedAt": null
+                     *         }
+                     *       ]
                      *     }
                      */
                     "application/json": components["schemas"]["Task"];
