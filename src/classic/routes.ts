@@ -126,9 +126,9 @@ export const classicRoutes: FastifyPluginAsyncTypebox<ClassicRoutesOptions> = as
   }, async (request) => {
     // A replacement: every field the body leaves out is cleared (the due date of a recurring task
     // excepted, and its series: see tasks.replace).
-    const { title, description = null, completed = false, priority = 'none', tags = [], due_date: dueAt, recurrence } = request.body
+    const { title, description = null, completed = false, priority = 'none', tags = [], due_date: dueAt, recurrence, reminders } = request.body
     const task = await inClassicTerms(() =>
-      tasks.replace(ownerOf(request), request.params.id, { title, description, completed, priority, tags, dueAt, recurrence }))
+      tasks.replace(ownerOf(request), request.params.id, { title, description, completed, priority, tags, dueAt, recurrence, reminders }))
     return present(request)(task)
   })
 

@@ -1,6 +1,7 @@
 import { Type, type Static } from '@fastify/type-provider-typebox'
 import { DateTime, Nullable, StringEnum, Uuid } from '../http/schemas.js'
 import { RecurrenceBody, RecurrenceJson } from '../recurrence/schemas.js'
+import { ReminderJson, RemindersBody } from '../reminders/schemas.js'
 import { Priority, type Task } from '../tasks/schemas.js'
 
 // The contract of the todo front ends taskbase stands in for: snake_case, shorter limits, 422s. The
@@ -41,6 +42,7 @@ export const ClassicCreateBody = Type.Object({
   tags: Type.Optional(Tags),
   due_date: Type.Optional(DueDate),
   recurrence: Type.Optional(RecurrenceBody),
+  reminders: Type.Optional(RemindersBody),
 }, { additionalProperties: false, title: 'ClassicNewTask', examples: [{ title: 'Buy milk', description: 'Two litres, oat', priority: 'medium', tags: ['errands'], due_date: '2026-12-01T17:00:00Z' }] })
 export type ClassicCreateBody = Static<typeof ClassicCreateBody>
 
@@ -52,12 +54,13 @@ export const ClassicReplaceBody = Type.Object({
   tags: Type.Optional(Tags),
   due_date: Type.Optional(DueDate),
   recurrence: Type.Optional(RecurrenceBody),
+  reminders: Type.Optional(RemindersBody),
 }, {
   additionalProperties: false,
   title: 'ClassicTaskReplacement',
   description: 'Replaces every field: an omitted description or due_date becomes null, completed false, priority none, tags empty. ' +
     'A recurring task keeps its series and its due_date when they are omitted (recurrence: null stops the series); completed: true ' +
-    'on it completes the current occurrence and moves due_date to the next, whatever due_date was sent',
+    'on it completes the current occurrence and moves due_date to the next, whatever due_date was sent. Omitted reminders are kept',
   examples: [{ title: 'Buy milk', description: 'Two litres, oat', completed: true, priority: 'medium', tags: ['errands'], due_date: '2026-12-05T10:00:00Z' }],
 })
 export type ClassicReplaceBody = Static<typeof ClassicReplaceBody>
@@ -74,12 +77,13 @@ export const ClassicTaskJson = Type.Object({
   created_at: DateTime(),
   updated_at: DateTime(),
   recurrence: Nullable(RecurrenceJson),
+  reminders: Type.Array(ReminderJson),
 }, {
   title: 'ClassicTask',
   examples: [{
     id: '0b9a7c64-5b0f-4f7e-9a3e-4f1f2a8e6d11', user_id: 'ba_user_42', title: 'Buy milk', description: 'Two litres, oat', completed: false,
     priority: 'medium', tags: ['errands'], due_date: '2026-12-01T17:00:00.000Z', created_at: '2026-11-20T09:30:00.000Z', updated_at: '2026-11-20T09:30:00.000Z',
-    recurrence: null,
+    recurrence: null, reminders: [],
   }],
 })
 export type ClassicTaskJson = Static<typeof ClassicTaskJson>
@@ -97,4 +101,5 @@ export const toClassicTaskJson = (task: Task, userId: string): ClassicTaskJson =
   created_at: task.createdAt,
   updated_at: task.updatedAt,
   recurrence: task.recurrence,
+  reminders: task.reminders,
 })

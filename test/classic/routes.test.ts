@@ -4,7 +4,7 @@ import { buildTestApp, expectProblem, testDatabases, type Account, type TestApp 
 type Task = Record<string, any>
 
 const MISSING_ID = '00000000-0000-4000-8000-000000000000'
-const FIELDS = ['completed', 'created_at', 'description', 'due_date', 'id', 'priority', 'recurrence', 'tags', 'title', 'updated_at', 'user_id']
+const FIELDS = ['completed', 'created_at', 'description', 'due_date', 'id', 'priority', 'recurrence', 'reminders', 'tags', 'title', 'updated_at', 'user_id']
 
 /** `/api/{user_id}/tasks...` in the user's own name unless another id is given. */
 const tasksUrl = (userId: string, rest = '') => `/api/${encodeURIComponent(userId)}/tasks${rest}`
@@ -328,7 +328,7 @@ describe.each(testDatabases)('classic /api/{user_id}/tasks on $name', (target) =
       const listed = (await listClassic(alice)).find((x) => x.id === v1.id)
       expect(listed).toEqual({
         id: v1.id, user_id: alice.id, title: 'From v1', description: 'made there', completed: false,
-        priority: 'high', tags: ['x'], due_date: null, recurrence: null, created_at: v1.createdAt, updated_at: v1.updatedAt,
+        priority: 'high', tags: ['x'], due_date: null, recurrence: null, reminders: [], created_at: v1.createdAt, updated_at: v1.updatedAt,
       })
       const read = await t.inject({ url: tasksUrl(alice.id, `/${v1.id}`), headers: alice.headers })
       expect(read.json()).toEqual(listed)

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, expectTypeOf, it, vi } from 'vit
 import { signAccessToken } from '../../src/auth/tokens.js'
 import {
   createClient, etagOf, ProblemType, TaskbaseError,
-  type Change, type ClientOptions, type Session, type Subscription, type SyncPage, type Task, type TaskbaseClient,
+  type Change, type ReminderFired, type ClientOptions, type Session, type Subscription, type SyncPage, type Task, type TaskbaseClient,
   type TaskPage, type TaskQuery, type UpdateTaskBody,
 } from '../../packages/client/src/index.js'
 import { ProblemType as ServerProblemType } from '../../src/http/problem.js'
@@ -78,7 +78,8 @@ describe('the client module', () => {
     expectTypeOf<UpdateTaskBody['completed']>().toEqualTypeOf<boolean | undefined>()
     expectTypeOf<Session['user']['id']>().toEqualTypeOf<string>()
     expectTypeOf<SyncPage['hasMore']>().toEqualTypeOf<boolean>()
-    expectTypeOf<Change['op']>().toEqualTypeOf<'upsert' | 'delete'>()
+    expectTypeOf<Change['op']>().toEqualTypeOf<'upsert' | 'delete' | 'fired' | 'missed'>()
+    expectTypeOf<ReminderFired['firedAt']>().toEqualTypeOf<string>()
   })
 
   it('knows the same problem types as the server', () => {
@@ -366,7 +367,7 @@ describe.each(testDatabases)('the typed client over HTTP on $name', (target) => 
       return { changes, errors, subscription }
     }
     const described = (changes: Array<{ change: Change }>) =>
-      changes.map(({ change }) => change.op === 'delete' ? `delete ${change.id}`
+      changes.map(({ change }) => change.type === 'reminder' ? `reminder ${change.reminder.title}` : change.op === 'delete' ? `delete ${change.id}`
         : change.type === 'task' ? `upsert ${change.task.title}` : `project ${change.project.name}`)
 
     it('delivers changes made through the API, and resumes with Last-Event-ID after a dropped connection', async () => {
@@ -396,6 +397,19 @@ describe.each(testDatabases)('the typed client over HTTP on $name', (target) => 
       await sleep(300)
       expect(changes).toHaveLength(3)
       expect(recorder.count('GET', '/api/v1/events')).toBe(opened)
+    })
+
+    it('hands a reminder that fires to onChange, typed, as sync.pull() gives it', async () => {
+      const { tb } = await signedIn()
+      const { cursor } = await tb.sync.pull()
+      const { changes, errors } = listen(tb, cursor)
+      const task = await tb.tasks.create({ title: 'Stretch', reminders: [{ at: new Date(Date.now() + 500).toISOString() }] })
+      await vi.waitFor(() => expect(described(changes)).toEqual(['upsert Stretch', 'reminder Stretch']), { timeout: 10_000, interval: 50 })
+      const fired = changes[1]!.change
+      if (fired.type !== 'reminder' || fired.op !== 'fired') throw new Error(`not a firing: ${JSON.stringify(fired)}`)
+      expect(fired.reminder).toMatchObject({ taskId: task.id, reminderId: task.reminders[0]!.id, fireAt: task.reminders[0]!.at, title: 'Stretch' })
+      expect((await tb.sync.pull(cursor)).changes.at(-1)).toEqual(fired)
+      expect(errors).toEqual([])
     })
 
     it('delivers project changes as well, in the shape of a sync page', async () => {

@@ -40,7 +40,7 @@ describe('validation messages', () => {
 
   it('asks for at least one field of an empty PATCH, naming the fields it takes', async () => {
     expect(errorsOf(await send('PATCH', `/api/v1/tasks/${taskId}`, {}))).toEqual({
-      body: 'must name at least one field to change: title, description, completed, priority, dueAt, tags, recurrence',
+      body: 'must name at least one field to change: title, description, completed, priority, dueAt, tags, recurrence, reminders',
     })
   })
 

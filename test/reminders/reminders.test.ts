@@ -14,7 +14,7 @@ describe.each(testDatabases)('reminders on $name', (target) => {
   const pending = async (taskId: string) => (await t.database.query<{ reminderId: string, runAt: string, occurrence: string | null }>(
     { name: 'reminder_jobs', text: 'select reminder_id as "reminderId", run_at as "runAt", occurrence from jobs where task_id = $1 order by run_at' },
     [taskId]))
-  const patch = (account: Account, id: string, payload: unknown) =>
+  const patch = (account: Account, id: string, payload: object) =>
     t.inject({ method: 'PATCH', url: `/api/v1/tasks/${id}`, headers: account.headers, payload })
 
   it('fires a relative and an absolute reminder once each, promptly, into sync and the event stream', async () => {

@@ -3,7 +3,7 @@ import { problemOf, TaskbaseError } from './errors.js'
 import type { paths } from './openapi.js'
 import type { SessionKeeper } from './session.js'
 import { readEventStream, type ServerSentEvent } from './sse.js'
-import type { Change, Project, Task } from './types.js'
+import type { Change, Project, ReminderFired, ReminderMissed, Task } from './types.js'
 
 export interface SubscribeOptions {
   /**
@@ -49,6 +49,8 @@ function changeOf (event: ServerSentEvent): Change | undefined {
       const { id, deletedAt } = JSON.parse(event.data) as { id: string, deletedAt: string }
       return { type: event.type === 'task.delete' ? 'task' : 'project', op: 'delete', id, deletedAt }
     }
+    case 'reminder.fired': return { type: 'reminder', op: 'fired', reminder: JSON.parse(event.data) as ReminderFired }
+    case 'reminder.missed': return { type: 'reminder', op: 'missed', reminder: JSON.parse(event.data) as ReminderMissed }
     default: return undefined
   }
 }

@@ -529,6 +529,8 @@ export interface components {
              *     }
              */
             recurrence?: components["schemas"]["NewRecurrence"];
+            /** @description At most 10. Replaces the task's reminders: send back the ids of the ones to keep. A reminder whose time has passed never fires */
+            reminders?: components["schemas"]["NewReminder"][];
             /** @description Trimmed; duplicates (ignoring case) are dropped */
             tags?: string[];
             title: string;
@@ -559,6 +561,7 @@ export interface components {
              *     }
              */
             recurrence: components["schemas"]["Recurrence"];
+            reminders: components["schemas"]["Reminder"][];
             tags: string[];
             title: string;
             /**
@@ -570,7 +573,7 @@ export interface components {
         };
         /**
          * ClassicTaskReplacement
-         * @description Replaces every field: an omitted description or due_date becomes null, completed false, priority none, tags empty. A recurring task keeps its series and its due_date when they are omitted (recurrence: null stops the series); completed: true on it completes the current occurrence and moves due_date to the next, whatever due_date was sent
+         * @description Replaces every field: an omitted description or due_date becomes null, completed false, priority none, tags empty. A recurring task keeps its series and its due_date when they are omitted (recurrence: null stops the series); completed: true on it completes the current occurrence and moves due_date to the next, whatever due_date was sent. Omitted reminders are kept
          */
         ClassicTaskReplacement: {
             completed?: boolean;
@@ -590,6 +593,8 @@ export interface components {
              *     }
              */
             recurrence?: components["schemas"]["NewRecurrence"];
+            /** @description At most 10. Replaces the task's reminders: send back the ids of the ones to keep. A reminder whose time has passed never fires */
+            reminders?: components["schemas"]["NewReminder"][];
             /** @description Trimmed; duplicates (ignoring case) are dropped */
             tags?: string[];
             title: string;
@@ -1511,7 +1516,8 @@ export interface operations {
                      *       "due_date": "2026-12-01T17:00:00.000Z",
                      *       "created_at": "2026-11-20T09:30:00.000Z",
                      *       "updated_at": "2026-11-20T09:30:00.000Z",
-                     *       "recurrence": null
+                     *       "recurrence": null,
+                     *       "reminders": []
                      *     }
                      */
                     "application/json": components["schemas"]["ClassicTask"];
@@ -1654,7 +1660,8 @@ export interface operations {
                      *       "due_date": "2026-12-01T17:00:00.000Z",
                      *       "created_at": "2026-11-20T09:30:00.000Z",
                      *       "updated_at": "2026-11-20T09:30:00.000Z",
-                     *       "recurrence": null
+                     *       "recurrence": null,
+                     *       "reminders": []
                      *     }
                      */
                     "application/json": components["schemas"]["ClassicTask"];
@@ -1745,7 +1752,7 @@ export interface operations {
             };
             cookie?: never;
         };
-        /** @description Replaces every field: an omitted description or due_date becomes null, completed false, priority none, tags empty. A recurring task keeps its series and its due_date when they are omitted (recurrence: null stops the series); completed: true on it completes the current occurrence and moves due_date to the next, whatever due_date was sent */
+        /** @description Replaces every field: an omitted description or due_date becomes null, completed false, priority none, tags empty. A recurring task keeps its series and its due_date when they are omitted (recurrence: null stops the series); completed: true on it completes the current occurrence and moves due_date to the next, whatever due_date was sent. Omitted reminders are kept */
         requestBody: {
             content: {
                 /**
@@ -1792,7 +1799,8 @@ export interface operations {
                      *       "due_date": "2026-12-01T17:00:00.000Z",
                      *       "created_at": "2026-11-20T09:30:00.000Z",
                      *       "updated_at": "2026-11-20T09:30:00.000Z",
-                     *       "recurrence": null
+                     *       "recurrence": null,
+                     *       "reminders": []
                      *     }
                      */
                     "application/json": components["schemas"]["ClassicTask"];
@@ -2037,7 +2045,8 @@ export interface operations {
                      *       "due_date": "2026-12-01T17:00:00.000Z",
                      *       "created_at": "2026-11-20T09:30:00.000Z",
                      *       "updated_at": "2026-11-20T09:30:00.000Z",
-                     *       "recurrence": null
+                     *       "recurrence": null,
+                     *       "reminders": []
                      *     }
                      */
                     "application/json": components["schemas"]["ClassicTask"];

@@ -48,5 +48,14 @@ export type UpdateProjectBody = RequestBodyOf<'/api/v1/projects/{id}', 'patch'>
 export type MoveProjectBody = RequestBodyOf<'/api/v1/projects/{id}/move', 'post'>
 
 export type SyncPage = ResponseOf<'/api/v1/sync', 'get', 200>
-/** One entry of the change log: a task's or a project's latest state, or its deletion (see `type`). */
+/**
+ * One entry of the change log: a task's or a project's latest state, or its deletion, or a
+ * reminder that fired or was missed (see `type` and `op`). Skip a type you do not know.
+ */
 export type Change = SyncPage['changes'][number]
+/** A reminder as a task carries it: relative (`offsetMinutes` from `dueAt`) or absolute (`at`). */
+export type Reminder = Task['reminders'][number]
+/** A reminder's firing, as `onChange` and `sync.pull()` give it. */
+export type ReminderFired = Extract<Change, { op: 'fired' }>['reminder']
+/** A firing the server was down for, past its grace: recorded, not news. */
+export type ReminderMissed = Extract<Change, { op: 'missed' }>['reminder']
