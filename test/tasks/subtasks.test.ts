@@ -418,8 +418,8 @@ describe.each(testDatabases)('tasks in projects, and subtasks, on $name', (targe
 
       const listed = (await t.inject({ url: `/api/${owner.id}/tasks`, headers: owner.headers })).json()
       expect(sorted(listed.map((task: Json) => task.id))).toEqual(sorted([...ids(inProject), ...ids(inInbox), classic.id]))
-      // The classic shape is unchanged: no new fields there.
-      expect(Object.keys(listed[0]).sort()).toEqual(['completed', 'created_at', 'description', 'due_date', 'id', 'priority', 'recurrence', 'tags', 'title', 'updated_at', 'user_id'])
+      // The classic shape gains no project or parent: only what its front ends show (recurrence, reminders).
+      expect(Object.keys(listed[0]).sort()).toEqual(['completed', 'created_at', 'description', 'due_date', 'id', 'priority', 'recurrence', 'reminders', 'tags', 'title', 'updated_at', 'user_id'])
     })
   })
 })
