@@ -114,7 +114,7 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
   const sessions = sessionQueries(database, keys, { sent: feed.echo })
   // Reminders and, later, other work due at a time: claimed by one process of however many.
   const jobs = scheduler({
-    database, logger: app.log, leaseSeconds: config.jobsLeaseSeconds,
+    database, feed, logger: app.log, leaseSeconds: config.jobsLeaseSeconds,
     handlers: { reminder: fireReminders(database, { graceMinutes: config.reminderGraceMinutes, leaseSeconds: config.jobsLeaseSeconds, changed: feed.announce }) },
   })
   const tasks = taskQueries(database, { changed: feed.announce, maxTasksPerUser: config.tasksPerUserMax, reminderDue: jobs.soon })
@@ -129,7 +129,7 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
   const hub = eventHub({ database, feed, log: sync, logger: app.log, maxStreamsPerUser: config.eventStreamsPerUser })
   app.addHook('onReady', async () => {
     await feed.start()
-    await jobs.start()
+    jobs.start()
   })
   metrics.eventStreams(() => hub.stats())
   // Open streams would keep the server from closing: end them first.

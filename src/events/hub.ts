@@ -128,7 +128,7 @@ export function eventHub ({ database, feed, log, logger, maxStreamsPerUser, poll
       if (!reader) return
       if (notice.kind === 'change') reader.wake()
       else if (notice.kind === 'deleted') reader.endAll('deleted')
-      else reader.endAll(notice.sessionId === undefined ? 'revoked' : 'logout', { only: notice.sessionId, except: notice.except })
+      else if (notice.kind === 'sessions') reader.endAll(notice.sessionId === undefined ? 'revoked' : 'logout', { only: notice.sessionId, except: notice.except })
     },
     lost () {},
     restored () { void checkAll() },

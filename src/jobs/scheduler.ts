@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Database } from '../db/client.js'
 import { queryOne, statement } from '../db/sql.js'
+import type { NoticeFeed } from '../events/feed.js'
+import { CHANGES_CHANNEL, jobsNotice } from '../events/notices.js'
 
 /** A claimed row of `jobs` (db/schema.ts), as a handler gets it. */
 export interface Job {
@@ -22,9 +24,6 @@ export interface Job {
  * claimed until the lease ends, then runs again.
  */
 export type JobHandler = (jobs: Job[], token: string) => Promise<void>
-
-/** The channel a process uses to tell the others that a job is due sooner than they may think. */
-export const JOBS_CHANNEL = 'taskbase_jobs'
 
 /** Jobs claimed at once. */
 const BATCH = 500
@@ -49,6 +48,8 @@ const NEXT = statement(`select least(
 
 export interface SchedulerOptions {
   database: Database
+  /** The process's one LISTEN, which carries the wake-ups of other processes (a `jobs` notice). */
+  feed: Pick<NoticeFeed, 'subscribe'>
   logger: FastifyBaseLogger
   /** How long a claim holds (JOBS_LEASE_SECONDS). */
   leaseSeconds: number
@@ -59,16 +60,17 @@ export interface SchedulerOptions {
  * This process's share of the durable jobs (DESIGN.md, background work). It sleeps until the next
  * due job, claims what is due (FOR UPDATE SKIP LOCKED, with a lease), and hands each kind to its
  * handler. Any number of processes may run one on a database: each job is claimed by one of them.
- * A process that schedules a job sooner than the others expect tells them over NOTIFY (`soon`).
+ * A process that schedules a job due within the minute tells the others over NOTIFY (`soon`), on the
+ * channel every process already LISTENs to; each looks at the table at least once a minute anyway.
  */
-export function scheduler ({ database, logger, leaseSeconds, handlers }: SchedulerOptions) {
+export function scheduler ({ database, feed, logger, leaseSeconds, handlers }: SchedulerOptions) {
   let timer: NodeJS.Timeout | undefined
   /** When the timer fires (ms since the epoch); Infinity when none is set. */
   let wakeAt = Infinity
   let running: Promise<void> | undefined
   let again = false
   let stopped = true
-  let stopListening: (() => Promise<void>) | undefined
+  let unsubscribe: (() => void) | undefined
   const told = new Set<number>()
   let telling = false
 
@@ -123,7 +125,7 @@ export function scheduler ({ database, logger, leaseSeconds, handlers }: Schedul
   const tell = () => {
     const soonest = Math.min(...told)
     told.clear()
-    database.notify(JOBS_CHANNEL, [String(soonest)]).catch((error: Error) => {
+    database.notify(CHANGES_CHANNEL, [jobsNotice(soonest)]).catch((error: Error) => {
       logger.warn({ message: error.message }, 'could not tell the other processes of a job due soon; they look within a minute')
     }).finally(() => {
       if (told.size > 0) setTimeout(tell, 5)
@@ -132,10 +134,11 @@ export function scheduler ({ database, logger, leaseSeconds, handlers }: Schedul
   }
 
   return {
-    async start (): Promise<void> {
+    /** Call once the feed listens. */
+    start (): void {
       stopped = false
-      stopListening = await database.listen(JOBS_CHANNEL, {
-        message: (payload) => { const at = Number(payload); if (Number.isFinite(at)) arm(at) },
+      unsubscribe = feed.subscribe({
+        notice: (notice) => { if (notice.kind === 'jobs') arm(notice.at) },
         lost () {},
         // Wake-ups sent meanwhile are gone: look at the table again.
         restored: () => run(),
@@ -165,8 +168,8 @@ export function scheduler ({ database, logger, leaseSeconds, handlers }: Schedul
     async stop (): Promise<void> {
       stopped = true
       clearTimeout(timer)
+      unsubscribe?.()
       await running
-      await stopListening?.()
     },
   }
 }
