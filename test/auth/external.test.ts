@@ -4,6 +4,7 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'j
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../../src/config.js'
 import { statement } from '../../src/db/sql.js'
+import type { Database } from '../../src/db/client.js'
 import { buildTestApp, expectProblem, PASSWORD, testDatabases, uniqueEmail, type TestApp } from '../helpers.js'
 
 /** A stand-in for a Better Auth front end: Ed25519 keys served as a JWK Set on 127.0.0.1. */
@@ -219,6 +220,14 @@ describe.each(testDatabases)('external identity provider tokens on $name', (targ
   })
 })
 
+/**
+ * One embedded database for the tests below, each of which builds an app of its own configuration
+ * on it (their subjects differ): each PGlite opened costs seconds of CPU.
+ */
+let embedded: { database: Database, drop: () => Promise<void> }
+beforeAll(async () => { embedded = await testDatabases[0]!.open() })
+afterAll(() => embedded.drop())
+
 describe('tokens of providers that put the user elsewhere, and profiles that change', () => {
   const target = testDatabases[0]!
   const secret = 'BETTER_AUTH_SECRET of the front end, 32 bytes+'
@@ -230,7 +239,7 @@ describe('tokens of providers that put the user elsewhere, and profiles that cha
   }).setProtectedHeader({ alg: 'HS256' }).setIssuedAt().setExpirationTime(expiresIn).sign(new TextEncoder().encode(secret))
 
   it('accepts Better Auth\'s session_data token with AUTH_SUBJECT_CLAIM=user.id, taking email and name beside the id', async () => {
-    const t = await buildTestApp(target, { env: { AUTH_SHARED_SECRET: secret, AUTH_SUBJECT_CLAIM: 'user.id' } })
+    const t = await buildTestApp(target, { database: embedded.database, env: { AUTH_SHARED_SECRET: secret, AUTH_SUBJECT_CLAIM: 'user.id' } })
     try {
       const headers = bearer(await sessionData({ id: 'ba_user_7', email: 'seven@frontend.example', name: 'Seven' }))
       const me = await t.inject({ url: '/api/v1/users/me', headers })
@@ -248,7 +257,7 @@ describe('tokens of providers that put the user elsewhere, and profiles that cha
   })
 
   it('follows the token\'s email and name when they change, writing only then', async () => {
-    const t = await buildTestApp(target, { env: { AUTH_SHARED_SECRET: secret } })
+    const t = await buildTestApp(target, { database: embedded.database, env: { AUTH_SHARED_SECRET: secret } })
     try {
       const token = (claims: Record<string, unknown>) => hs256Claims(secret, 'ba_mover', claims)
       const first = await t.inject({ url: '/api/v1/users/me', headers: bearer(await token({ email: 'old@frontend.example', name: 'Old' })) })
@@ -273,7 +282,7 @@ describe('an identity provider that is down', () => {
     await idp.start()
     await idp.addKey('key-1')
     idp.failWith = 500
-    const t = await buildTestApp(target, { env: { AUTH_JWKS_URL: idp.jwksUrl, AUTH_JWKS_REFRESH_COOLDOWN_SECONDS: '0' } })
+    const t = await buildTestApp(target, { database: embedded.database, env: { AUTH_JWKS_URL: idp.jwksUrl, AUTH_JWKS_REFRESH_COOLDOWN_SECONDS: '0' } })
     try {
       const token = await idp.token('ba_backoff')
       for (let i = 0; i < 30; i++) expectProblem(await t.inject({ url: '/api/v1/users/me', headers: bearer(token) }), 503)
@@ -288,7 +297,7 @@ describe('an identity provider that is down', () => {
     const idp = new IdentityProvider()
     await idp.start()
     await idp.addKey('key-1')
-    const t = await buildTestApp(target, { env: { AUTH_JWKS_URL: idp.jwksUrl, AUTH_JWKS_REFRESH_COOLDOWN_SECONDS: '1' } })
+    const t = await buildTestApp(target, { database: embedded.database, env: { AUTH_JWKS_URL: idp.jwksUrl, AUTH_JWKS_REFRESH_COOLDOWN_SECONDS: '1' } })
     try {
       expect((await t.inject({ url: '/api/v1/users/me', headers: bearer(await idp.token('ba_first')) })).statusCode).toBe(200)
       await idp.addKey('minted-later') // published right after our fetch
@@ -309,7 +318,7 @@ describe('an identity provider that is down', () => {
     const port = Number(new URL(idp.url).port)
     const token = await idp.token('ba_down')
     idp.failWith = 500
-    const t = await buildTestApp(target, { env: { AUTH_JWKS_URL: idp.jwksUrl, AUTH_JWKS_REFRESH_COOLDOWN_SECONDS: '0' } })
+    const t = await buildTestApp(target, { database: embedded.database, env: { AUTH_JWKS_URL: idp.jwksUrl, AUTH_JWKS_REFRESH_COOLDOWN_SECONDS: '0' } })
     try {
       const failing = await t.inject({ url: '/api/v1/users/me', headers: bearer(token) })
       expect(expectProblem(failing, 503).type).toBe('urn:problem-type:taskbase:identity-provider-unavailable')

@@ -3,8 +3,8 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import {
-  acknowledged, freePort, listAllIds, register, removeDir, SERVER_ENTRY, serverEnv, sleep, startLoad, startServer, stopServer,
-  tempDir, waitUntilUp, within, type ServerProcess,
+  acknowledged, freePort, listAllIds, register, removeDir, seededDataDir, SERVER_ENTRY, serverEnv, sleep, startLoad, startServer, stopServer,
+  waitUntilUp, within, type ServerProcess,
 } from './support.js'
 
 /** A process's state letter in /proc (R, S, D, Z for a zombie...), or undefined once it is reaped. */
@@ -89,7 +89,7 @@ describe('the data directory lock, with real server processes', () => {
   })
 
   it('lets a server start at once after its predecessor was SIGKILLed mid-write and not yet reaped, keeping every acknowledged create (10 rounds)', async () => {
-    const dataDir = await tempDir('relock')
+    const dataDir = await seededDataDir('relock')
     dirs.push(dataDir)
     let server = await startUnreaped(dataDir)
     unreaped.push(server)
@@ -135,7 +135,7 @@ describe('the data directory lock, with real server processes', () => {
   }, 150_000) // eleven starts, on 2 cores: 49 s at a load average of 3, 110 s at 7 (from source then)
 
   it('refuses a second server on a data directory in use, naming the holder, with no stack trace', async () => {
-    const dataDir = await tempDir('locked')
+    const dataDir = await seededDataDir('locked')
     dirs.push(dataDir)
     const first = await startServer({ DATA_DIR: dataDir })
     servers.push(first)
@@ -151,7 +151,7 @@ describe('the data directory lock, with real server processes', () => {
   }, 60_000)
 
   it('starts on a lock file left behind that names a live, unrelated process', async () => {
-    const dataDir = await tempDir('stale')
+    const dataDir = await seededDataDir('stale')
     dirs.push(dataDir)
     writeFileSync(lockFile(dataDir), `${process.pid}\n`) // this test runner: alive, and not a server
     const server = await startServer({ DATA_DIR: dataDir })

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { afterAll, describe, expect, it } from 'vitest'
-import { freePort, JWT_SECRET, removeDir, serverEnv, SHARED_URL, sleep, tempDir, throwawayDatabase } from './support.js'
+import { freePort, JWT_SECRET, removeDir, seededDataDir, serverEnv, SHARED_URL, sleep, throwawayDatabase } from './support.js'
 
 /**
  * `npm start`, the command the README gives operators, stopped as a supervisor stops it: a signal
@@ -75,7 +75,7 @@ describe('npm start, signalled', () => {
   }
 
   it.each(['SIGTERM', 'SIGINT'] as const)('stops the server on the embedded database when npm gets %s', async (signal) => {
-    const dataDir = await tempDir('npm-start')
+    const dataDir = await seededDataDir('npm-start')
     dirs.push(dataDir)
     const ms = await stopsOn(signal, { DATA_DIR: dataDir, LOG_LEVEL: 'info' })
     console.log(`[faults] npm start, ${signal} to npm: group empty after ${ms} ms`)

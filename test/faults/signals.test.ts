@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import {
-  acknowledged, countStatuses, listAllIds, register, removeDir, request, sleep, slowPost, startLoad, startServer, stopServer,
-  tempDir, waitUntilUp, within, type Account, type Answer, type ServerProcess,
+  acknowledged, countStatuses, listAllIds, register, removeDir, request, seededDataDir, sleep, slowPost, startLoad, startServer, stopServer,
+  waitUntilUp, within, type Account, type Answer, type ServerProcess,
 } from './support.js'
 
 /**
@@ -31,7 +31,7 @@ describe('the server process on the embedded database, signalled under load', ()
   })
 
   it('on SIGTERM completes every accepted request, refuses new ones, exits 0 within 10 s and closes the database cleanly', async () => {
-    const dataDir = await tempDir('sigterm')
+    const dataDir = await seededDataDir('sigterm')
     dirs.push(dataDir)
     const server = await start(dataDir, { LOG_LEVEL: 'debug' }) // debug: a line per incoming request
     const owner = await register(server.base)
@@ -110,7 +110,7 @@ describe('the server process on the embedded database, signalled under load', ()
   }, 60_000)
 
   it('after SIGKILL during writes, keeps every acknowledged create (repeated)', async () => {
-    const dataDir = await tempDir('sigkill')
+    const dataDir = await seededDataDir('sigkill')
     dirs.push(dataDir)
     let server = await start(dataDir)
     const account: Account = await register(server.base)

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { openPostgres } from '../../src/db/client.js'
 import { lockDataDir } from '../../src/db/data-dir-lock.js'
 import {
-  freePort, removeDir, serverEnv, SHARED_URL, startServer, stopServer, tempDir, throwawayDatabase, waitUntilUp, within,
+  freePort, removeDir, seededDataDir, serverEnv, SHARED_URL, startServer, stopServer, tempDir, throwawayDatabase, waitUntilUp, within,
   type ServerProcess,
 } from './support.js'
 
@@ -23,9 +23,12 @@ describe('a start refused for what the operator must fix', () => {
     for (const server of servers) await stopServer(server)
     for (const dir of dirs) await removeDir(dir)
   })
-  /** Starts a server on a fresh data directory (`prepare` may put files in it) and waits for its exit. */
-  const refusedStart = async (env: Record<string, string>, prepare: (dataDir: string) => void = () => {}) => {
-    const dataDir = await tempDir('refused')
+  /**
+   * Starts a server on a fresh data directory (`prepare` may put files in it; `seeded`: one a first
+   * start has migrated, see seededDataDir) and waits for its exit.
+   */
+  const refusedStart = async (env: Record<string, string>, prepare: (dataDir: string) => void = () => {}, { seeded = false } = {}) => {
+    const dataDir = seeded ? await seededDataDir('refused') : await tempDir('refused')
     dirs.push(dataDir)
     prepare(dataDir)
     const server = await startServer({ DATA_DIR: dataDir, ...env })
@@ -34,7 +37,9 @@ describe('a start refused for what the operator must fix', () => {
     return { code, output: server.output(), dataDir }
   }
 
-  it.each([
+  // Concurrent where a refusal is all a test waits for: each has its own data directory or database,
+  // and most of its time is a process starting (the two tests that start a server again stay alone).
+  it.concurrent.each([
     [{ PORT: 'abc' }, 'PORT must be a whole number from 0 to 65535, got "abc"'],
     [{ CORS_ORIGINS: 'null' }, 'CORS_ORIGINS must be * or a comma-separated list of origins'],
     [{ CORS_ORIGINS: 'https://app.*.example.com' }, '"https://app.*.example.com" is not one'],
@@ -51,7 +56,8 @@ describe('a start refused for what the operator must fix', () => {
     ['too short', 'short-kept-secret', '17 bytes long'],
     ['empty', '\n', 'empty'],
   ])('refuses a kept jwt-secret file that is %s, exits 2 without echoing it, and starts once it is deleted', async (_, kept, said) => {
-    const { code, output, dataDir } = await refusedStart({}, (dir) => writeFileSync(join(dir, 'jwt-secret'), kept, { mode: 0o600 }))
+    // A kept secret sits beside data a first start wrote (which the fix below keeps).
+    const { code, output, dataDir } = await refusedStart({}, (dir) => writeFileSync(join(dir, 'jwt-secret'), kept, { mode: 0o600 }), { seeded: true })
     expect(code).toBe(2)
     expect(output).toContain(`The signing secret kept in ${join(dataDir, 'jwt-secret')} is ${said}; it must be at least 32 bytes.`)
     expect(output).toContain('Delete that file to have a new one generated')
@@ -70,7 +76,7 @@ describe('a start refused for what the operator must fix', () => {
     await stopServer(fixed)
   }, 90_000)
 
-  it('exits 1, not 2, with the cause and no stack trace when the database cannot be reached', async () => {
+  it.concurrent('exits 1, not 2, with the cause and no stack trace when the database cannot be reached', async () => {
     const closedPort = await freePort() // nothing listens there
     const { code, output } = await refusedStart({ DATABASE_URL: `postgres://postgres@127.0.0.1:${closedPort}/taskbase` })
     expect(code).toBe(1)
@@ -78,7 +84,7 @@ describe('a start refused for what the operator must fix', () => {
     expect(output).not.toMatch(STACK_FRAME)
   })
 
-  describe('npm run db:migrate', () => {
+  describe.concurrent('npm run db:migrate', () => {
     const migrate = async (env: Record<string, string>) => {
       const child = spawn(process.execPath, ['dist/db/migrate-cli.js'], { env: serverEnv(0, env), stdio: ['ignore', 'pipe', 'pipe'] })
       let output = ''
@@ -111,7 +117,7 @@ describe('a start refused for what the operator must fix', () => {
     })
   })
 
-  describe.skipIf(!SHARED_URL)('on a server database', () => {
+  describe.skipIf(!SHARED_URL)('on a server database', { concurrent: true }, () => {
     it.each([
       ['too short', 'x', '1 byte long'],
       ['empty', '', 'empty'],
