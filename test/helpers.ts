@@ -1,4 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import { inject } from 'vitest'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import pg from 'pg'
 import { buildApp } from '../src/app.js'
@@ -12,10 +14,18 @@ export interface TestDatabase {
   open (): Promise<{ database: Database, drop: () => Promise<void>, url?: string }>
 }
 
+/** The run's migrated PGlite (global-setup.ts), read once per file; none outside vitest's runs. */
+let template: Promise<Uint8Array | undefined> | undefined
+const pgliteTemplate = () => template ??= (async () => {
+  const file = inject('pgliteTemplate')
+  return file ? new Uint8Array(await readFile(file)) : undefined
+})()
+
 const pglite: TestDatabase = {
   name: 'pglite',
   async open () {
-    const database = await openEmbedded(undefined) // in memory
+    // In memory, a copy of the migrated template: migrate finds nothing to do.
+    const database = await openEmbedded(undefined, { template: await pgliteTemplate() })
     await database.migrate()
     return { database, drop: () => database.close() }
   },

@@ -15,12 +15,16 @@ import type { Request, Response, WorkerOptions } from './embedded.js'
 import { migrationsFolder, typeParsers } from './shared.js'
 
 const port = parentPort!
-const { dataDir } = workerData as WorkerOptions
+const { dataDir, template } = workerData as WorkerOptions
 
 if (dataDir !== undefined) await mkdir(dataDir, { recursive: true })
 // Extensions must be given on every open, not only the first: without pg_trgm loaded, writes to the
 // indexed tasks table fail.
-const db = await PGlite.create(dataDir, { extensions: { pg_trgm }, parsers: typeParsers })
+const db = await PGlite.create(dataDir, {
+  extensions: { pg_trgm },
+  parsers: typeParsers,
+  ...(template && { loadDataDir: new Blob([template as Uint8Array<ArrayBuffer>]) }),
+})
 
 /** Open transactions by id. PGlite holds its lock while one is open: other statements wait. */
 const transactions = new Map<number, { tx: Transaction, finish: (commit: boolean) => void, done: Promise<void> }>()

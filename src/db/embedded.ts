@@ -25,6 +25,12 @@ type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never
 export interface WorkerOptions {
   /** Undefined: in memory, gone when closed. */
   dataDir: string | undefined
+  /**
+   * An in-memory database starts as a copy of this data directory (a tar, as PGlite's dumpDataDir
+   * writes it) instead of an empty one: the tests start from one migrated copy, not an initdb each
+   * (1-1.5 s against 10 s measured on a busy 2-core machine).
+   */
+  template?: Uint8Array
 }
 
 /** Thrown for every request once the database thread has stopped; answered 503 (see problem.ts). */
@@ -46,8 +52,8 @@ function spawnWorker (options: WorkerOptions): Worker {
  * Opens PGlite on `dataDir` (created if missing; in memory when undefined) in a thread of its own.
  * Resolves once it is open.
  */
-export async function openEmbedded (dataDir: string | undefined): Promise<Database> {
-  const database = startEmbedded(dataDir)
+export async function openEmbedded (dataDir: string | undefined, { template }: { template?: Uint8Array } = {}): Promise<Database> {
+  const database = startEmbedded(dataDir, template)
   await database.ping()
   return database
 }
@@ -57,8 +63,8 @@ export async function openEmbedded (dataDir: string | undefined): Promise<Databa
  * order they were made, and all reject if it fails to open. Opening takes about a second, which the
  * server spends loading and building the app instead of waiting.
  */
-export function startEmbedded (dataDir: string | undefined): Database {
-  const worker = spawnWorker({ dataDir })
+export function startEmbedded (dataDir: string | undefined, template?: Uint8Array): Database {
+  const worker = spawnWorker({ dataDir, template })
   const pending = new Map<number, { resolve: (value: unknown) => void, reject: (error: Error) => void }>()
   const listeners = new Map<string, Set<(payload: string) => void>>()
   let nextId = 1
