@@ -78,7 +78,7 @@ describe('the client module', () => {
     expectTypeOf<UpdateTaskBody['completed']>().toEqualTypeOf<boolean | undefined>()
     expectTypeOf<Session['user']['id']>().toEqualTypeOf<string>()
     expectTypeOf<SyncPage['hasMore']>().toEqualTypeOf<boolean>()
-    expectTypeOf<Change['op']>().toEqualTypeOf<'upsert' | 'delete'>()
+    expectTypeOf<Change['op']>().toEqualTypeOf<'upsert' | 'delete' | 'fired' | 'missed'>()
   })
 
   it('knows the same problem types as the server', () => {
@@ -367,7 +367,7 @@ describe.each(testDatabases)('the typed client over HTTP on $name', (target) => 
     }
     const described = (changes: Array<{ change: Change }>) =>
       changes.map(({ change }) => change.op === 'delete' ? `delete ${change.id}`
-        : change.type === 'task' ? `upsert ${change.task.title}` : `project ${change.project.name}`)
+        : change.type === 'task' ? `upsert ${change.task.title}` : change.type === 'project' ? `project ${change.project.name}` : `reminder ${change.op}`)
 
     it('delivers changes made through the API, and resumes with Last-Event-ID after a dropped connection', async () => {
       const { tb, recorder } = await signedIn()
