@@ -47,6 +47,7 @@ import { webhookQueries } from './webhooks/queries.js'
 import { webhookRoutes } from './webhooks/routes.js'
 import { secretBox } from './webhooks/secrets.js'
 import { webhookSender } from './webhooks/sender.js'
+import { webhookUsers } from './webhooks/users.js'
 
 export interface Deps {
   database: Database
@@ -118,6 +119,13 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
   const feed = noticeFeed(database, app.log)
   const sessions = sessionQueries(database, keys, { sent: feed.echo })
   const cursors = syncCursors(keys.secret, config.syncRetentionDays * 86_400_000)
+  // After a write commits: the streams hear of it, and a write of a user with webhook endpoints wakes
+  // this process's scheduler for the events it queued (no NOTIFY in the write: migration 0017).
+  const hooked = webhookUsers(database, feed, app.log)
+  const changed = (userId: string) => {
+    feed.announce(userId)
+    if (hooked.has(userId)) jobs.runNow()
+  }
   // Webhook endpoints' secrets are sealed under a key derived from the server's signing secret.
   const box = secretBox(keys.secret)
   const deliveries = webhookDelivery({
@@ -128,14 +136,14 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
   const jobs = scheduler({
     database, logger: app.log, leaseSeconds: config.jobsLeaseSeconds,
     handlers: {
-      reminder: fireReminders(database, { graceMinutes: config.reminderGraceMinutes, leaseSeconds: config.jobsLeaseSeconds, changed: feed.announce }),
+      reminder: fireReminders(database, { graceMinutes: config.reminderGraceMinutes, leaseSeconds: config.jobsLeaseSeconds, changed }),
       webhook: deliveries.handler,
     },
   })
-  const webhooks = webhookQueries(database, { box, allowPrivate: config.webhooksAllowPrivate, queued: jobs.soon })
-  const tasks = taskQueries(database, { changed: feed.announce, maxTasksPerUser: config.tasksPerUserMax, reminderDue: jobs.soon })
-  const tree = taskTree(database, { changed: feed.announce })
-  const projects = projectQueries(database, { changed: feed.announce, maxProjectsPerUser: config.projectsPerUserMax })
+  const webhooks = webhookQueries(database, { box, allowPrivate: config.webhooksAllowPrivate, queued: jobs.soon, added: hooked.added })
+  const tasks = taskQueries(database, { changed, maxTasksPerUser: config.tasksPerUserMax, reminderDue: jobs.soon })
+  const tree = taskTree(database, { changed })
+  const projects = projectQueries(database, { changed, maxProjectsPerUser: config.projectsPerUserMax })
   const sync = syncQueries(database)
   const tickets = ticketQueries(database)
   const limits = rateLimitQueries(database)
@@ -144,6 +152,7 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
   const hub = eventHub({ database, feed, log: sync, logger: app.log, maxStreamsPerUser: config.eventStreamsPerUser })
   app.addHook('onReady', async () => {
     await feed.start()
+    await hooked.load()
     await jobs.start()
   })
   metrics.eventStreams(() => hub.stats())
@@ -152,6 +161,7 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
     hub.close()
     await jobs.stop()
     await deliveries.stop()
+    hooked.close()
   })
   app.addHook('onClose', async () => { await feed.close() })
 
@@ -169,6 +179,7 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
     'the change log': () => sync.prune(config.syncRetentionDays),
     'event tickets': () => tickets.prune(),
     'webhook delivery attempts': () => webhooks.prune(),
+    'the users with webhook endpoints': async () => { await hooked.load(); return 0 },
   })
 
   // Counters in PostgreSQL: every process on the database enforces the same limits.

@@ -29,12 +29,16 @@ export interface WebhookDisabled { id: string, url: string, reason: string, disa
 export const webhookDisabledNotice = (userId: string, disabled: WebhookDisabled) =>
   `${userId}:webhook-disabled:${Buffer.from(JSON.stringify(disabled)).toString('base64url')}`
 
+/** The user has an enabled webhook endpoint (created, or enabled again): their writes wake the scheduler. */
+export const webhooksNotice = (userId: string) => `${userId}:webhooks`
+
 export type Notice =
   | { userId: string, kind: 'change' }
   | { userId: string, kind: 'deleted' }
   /** `sessionId`: only that session ended; `except`: every session but that one. Neither: all. */
   | { userId: string, kind: 'sessions', sessionId?: string, except?: string }
   | { userId: string, kind: 'webhook-disabled', webhook: WebhookDisabled }
+  | { userId: string, kind: 'webhooks' }
 
 /** The notice of a payload, or undefined for one this version does not know (a newer process's). */
 export function parseNotice (payload: string): Notice | undefined {
@@ -45,6 +49,7 @@ export function parseNotice (payload: string): Notice | undefined {
   if (what === 'session' && sessionId) return { userId, kind: 'sessions', sessionId }
   if (what === 'sessions-except' && sessionId) return { userId, kind: 'sessions', except: sessionId }
   if (what === 'changed' || /^[0-9]+$/.test(what)) return { userId, kind: 'change' }
+  if (what === 'webhooks') return { userId, kind: 'webhooks' }
   if (what === 'webhook-disabled' && sessionId) {
     try {
       return { userId, kind: 'webhook-disabled', webhook: JSON.parse(Buffer.from(sessionId, 'base64url').toString('utf8')) as WebhookDisabled }

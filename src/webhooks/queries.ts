@@ -53,6 +53,8 @@ export interface WebhookQueryOptions {
   allowPrivate: boolean
   /** A delivery was queued to run now (the test event): wake the scheduler. */
   queued: (at: number) => void
+  /** An endpoint of the user was created or enabled (committed). */
+  added: (userId: string) => void
 }
 
 export interface Delivery {
@@ -71,7 +73,7 @@ const checkUrl = (url: string, allowPrivate: boolean) => {
 }
 
 /** Endpoints' CRUD, the owner's id in every WHERE: another user's endpoint is the same 404 as a missing one. */
-export function webhookQueries (db: Database, { box, allowPrivate, queued }: WebhookQueryOptions) {
+export function webhookQueries (db: Database, { box, allowPrivate, queued, added }: WebhookQueryOptions) {
   async function refused (userId: string, id: string, ifVersions: IfVersions): Promise<never> {
     if (ifVersions !== undefined && await queryOne(db, EXISTS, [userId, id])) throw preconditionFailed('webhook')
     throw notFound('webhook')
@@ -92,6 +94,7 @@ export function webhookQueries (db: Database, { box, allowPrivate, queued }: Web
         return queryOne<Webhook>(tx, INSERT, [userId, id, input.url, input.events, input.description ?? null, box.seal(id, secret), WEBHOOKS_PER_USER_MAX])
       })
       if (!webhook) throw webhookLimitReached(WEBHOOKS_PER_USER_MAX)
+      added(userId)
       return { ...webhook, secret }
     },
 
@@ -123,6 +126,7 @@ export function webhookQueries (db: Database, { box, allowPrivate, queued }: Web
           delete from jobs j where j.webhook_id in (select u.id from updated u where not u.enabled)
         )
         select ${WEBHOOK_COLUMNS} from updated w`), values) ?? await refused(userId, id, ifVersions)
+      if (webhook.enabled) added(userId)
       return webhook
     },
 

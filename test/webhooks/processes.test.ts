@@ -54,7 +54,7 @@ describe('a server killed between a write and its delivery (embedded database)',
     expect(again!.headers['webhook-id']).toBe(cut!.headers['webhook-id'])
     expect(second!.headers['webhook-id']).not.toBe(cut!.headers['webhook-id'])
     expect(receiver.received).toHaveLength(3)
-  })
+  }, 120_000) // two starts of the embedded server: ~25 s on an idle 2-core machine
 })
 
 describe.skipIf(!SHARED_URL)('two server processes on one PostgreSQL', () => {
@@ -102,5 +102,5 @@ describe.skipIf(!SHARED_URL)('two server processes on one PostgreSQL', () => {
           .toEqual(Array.from({ length: PER_USER }, (_, i) => `t${i}`))
       }
     }
-  })
+  }, 120_000)
 })
