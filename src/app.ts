@@ -42,6 +42,12 @@ import { taskRoutes } from './tasks/routes.js'
 import { taskTree } from './tasks/tree.js'
 import { userQueries } from './users/queries.js'
 import { userRoutes } from './users/routes.js'
+import { webhookDelivery } from './webhooks/deliver.js'
+import { webhookQueries } from './webhooks/queries.js'
+import { webhookRoutes } from './webhooks/routes.js'
+import { secretBox } from './webhooks/secrets.js'
+import { webhookSender } from './webhooks/sender.js'
+import { webhookUsers } from './webhooks/users.js'
 
 export interface Deps {
   database: Database
@@ -112,23 +118,41 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
   // The process's one LISTEN: other processes' changes, deletions and revocations reach it.
   const feed = noticeFeed(database, app.log)
   const sessions = sessionQueries(database, keys, { sent: feed.echo })
-  // Reminders and, later, other work due at a time: claimed by one process of however many.
+  const cursors = syncCursors(keys.secret, config.syncRetentionDays * 86_400_000)
+  // After a write commits: the streams hear of it, and a write of a user with webhook endpoints wakes
+  // this process's scheduler for the events it queued (no NOTIFY in the write: migration 0017).
+  const hooked = webhookUsers(database, feed, app.log)
+  const changed = (userId: string) => {
+    feed.announce(userId)
+    if (hooked.has(userId)) jobs.runNow()
+  }
+  // Webhook endpoints' secrets are sealed under a key derived from the server's signing secret.
+  const box = secretBox(keys.secret)
+  const deliveries = webhookDelivery({
+    database, logger: app.log, box, cursors, sender: webhookSender({ allowPrivate: config.webhooksAllowPrivate }),
+    retrySchedule: config.webhooksRetrySchedule, leaseSeconds: config.jobsLeaseSeconds, wake: (at) => jobs.soon(at),
+  })
+  // Reminders and webhook deliveries: work due at a time, claimed by one process of however many.
   const jobs = scheduler({
     database, feed, logger: app.log, leaseSeconds: config.jobsLeaseSeconds,
-    handlers: { reminder: fireReminders(database, { graceMinutes: config.reminderGraceMinutes, leaseSeconds: config.jobsLeaseSeconds, changed: feed.announce }) },
+    handlers: {
+      reminder: fireReminders(database, { graceMinutes: config.reminderGraceMinutes, leaseSeconds: config.jobsLeaseSeconds, changed }),
+      webhook: deliveries.handler,
+    },
   })
-  const tasks = taskQueries(database, { changed: feed.announce, maxTasksPerUser: config.tasksPerUserMax, reminderDue: jobs.soon })
-  const tree = taskTree(database, { changed: feed.announce })
-  const projects = projectQueries(database, { changed: feed.announce, maxProjectsPerUser: config.projectsPerUserMax })
+  const webhooks = webhookQueries(database, { box, allowPrivate: config.webhooksAllowPrivate, queued: jobs.soon, added: hooked.added })
+  const tasks = taskQueries(database, { changed, maxTasksPerUser: config.tasksPerUserMax, reminderDue: jobs.soon })
+  const tree = taskTree(database, { changed })
+  const projects = projectQueries(database, { changed, maxProjectsPerUser: config.projectsPerUserMax })
   const sync = syncQueries(database)
   const tickets = ticketQueries(database)
   const limits = rateLimitQueries(database)
-  const cursors = syncCursors(keys.secret, config.syncRetentionDays * 86_400_000)
 
   const cache = userCache(feed)
   const hub = eventHub({ database, feed, log: sync, logger: app.log, maxStreamsPerUser: config.eventStreamsPerUser })
   app.addHook('onReady', async () => {
     await feed.start()
+    await hooked.load()
     jobs.start()
   })
   metrics.eventStreams(() => hub.stats())
@@ -136,6 +160,8 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
   app.addHook('preClose', async () => {
     hub.close()
     await jobs.stop()
+    await deliveries.stop()
+    hooked.close()
   })
   app.addHook('onClose', async () => { await feed.close() })
 
@@ -152,6 +178,8 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
     'rate-limit counters': () => limits.prune(),
     'the change log': () => sync.prune(config.syncRetentionDays),
     'event tickets': () => tickets.prune(),
+    'webhook delivery attempts': () => webhooks.prune(),
+    'the users with webhook endpoints': async () => { await hooked.load(); return 0 },
   })
 
   // Counters in PostgreSQL: every process on the database enforces the same limits.
@@ -180,6 +208,7 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
       await signedIn.register(userRoutes, { users, sessions, forgetUser: cache.forget, loginLimit: login })
       await signedIn.register(taskRoutes, { tasks, tree })
       await signedIn.register(projectRoutes, { projects })
+      await signedIn.register(webhookRoutes, { webhooks })
       await signedIn.register(syncRoutes, { sync, cursors })
       await signedIn.register(ticketRoutes, { tickets })
       await signedIn.register(eventRoutes, { sync, cursors, hub, heartbeatMs: deps.eventHeartbeatMs ?? config.eventHeartbeatMs })

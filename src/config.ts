@@ -63,6 +63,29 @@ export interface Config {
   readonly reminderGraceMinutes: number
   /** How long a process holds the background jobs it claimed; a job whose holder died runs again after it. */
   readonly jobsLeaseSeconds: number
+  /** Webhooks: the delays (ms) of the retries after the first attempt (WEBHOOKS_RETRY_SCHEDULE). */
+  readonly webhooksRetrySchedule: readonly number[]
+  /** Webhooks may go to private and loopback addresses, and over http (WEBHOOKS_ALLOW_PRIVATE; tests, closed networks). */
+  readonly webhooksAllowPrivate: boolean
+}
+
+const DELAY_UNITS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000 }
+/** The longest retry delay accepted: a day. */
+const MAX_RETRY_DELAY_MS = 24 * 3_600_000
+
+/** `5s,5m,30m` as milliseconds, or undefined when it is not such a list (1 to 20 delays, each 1 s to 24 h). */
+export function parseRetrySchedule (raw: string): number[] | undefined {
+  const parts = raw.split(',').map((part) => part.trim())
+  if (parts.length === 0 || parts.length > 20) return undefined
+  const delays: number[] = []
+  for (const part of parts) {
+    const match = /^([1-9][0-9]{0,5})([smh])$/.exec(part)
+    if (!match) return undefined
+    const ms = Number(match[1]) * DELAY_UNITS[match[2]!]!
+    if (ms > MAX_RETRY_DELAY_MS) return undefined
+    delays.push(ms)
+  }
+  return delays
 }
 
 /** Each limit counts in a fixed window kept in PostgreSQL; 0 switches it off. */
@@ -222,6 +245,15 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     problems.push(`DATABASE_PREPARED_STATEMENTS must be auto, true or false, got "${preparedRaw}"`)
   }
 
+  const scheduleRaw = (env.WEBHOOKS_RETRY_SCHEDULE ?? '').trim() || '5s,5m,30m,2h,5h,10h,10h'
+  const webhooksRetrySchedule = parseRetrySchedule(scheduleRaw)
+  if (webhooksRetrySchedule === undefined) {
+    problems.push('WEBHOOKS_RETRY_SCHEDULE must be a comma-separated list of 1 to 20 delays, each a whole number with a unit ' +
+      `s, m or h, from 1s to 24h (such as 5s,5m,30m,2h), got "${scheduleRaw}"`)
+  }
+  const allowPrivateRaw = (env.WEBHOOKS_ALLOW_PRIVATE ?? '').trim() || 'false'
+  if (!['true', 'false'].includes(allowPrivateRaw)) problems.push(`WEBHOOKS_ALLOW_PRIVATE must be true or false, got "${allowPrivateRaw}"`)
+
   const config: Config = {
     port: integer('PORT', 3000, 0, 65_535),
     host: env.HOST || '127.0.0.1',
@@ -263,6 +295,8 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     databasePreparedStatements: preparedRaw === 'true' ? true : preparedRaw === 'false' ? false : 'auto',
     reminderGraceMinutes: integer('REMINDER_GRACE_MINUTES', 60, 0, 525_600),
     jobsLeaseSeconds: integer('JOBS_LEASE_SECONDS', 30, 1, 30),
+    webhooksRetrySchedule: Object.freeze(webhooksRetrySchedule ?? []),
+    webhooksAllowPrivate: allowPrivateRaw === 'true',
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return Object.freeze(config)

@@ -206,8 +206,11 @@ export const jobs = pgTable('jobs', {
   leaseToken: uuid('lease_token'),
   attempts: integer('attempts').notNull().default(0),
   createdAt: createdAt(),
+  /** A 'webhook' job: the endpoint whose pending events it delivers, in order (one job per endpoint). */
+  webhookId: uuid('webhook_id').references((): AnyPgColumn => webhooks.id, { onDelete: 'cascade' }),
 }, (t) => [
   index('jobs_run_at_idx').on(t.runAt),
+  uniqueIndex('jobs_webhook_key').on(t.webhookId),
   index('jobs_lease_idx').on(t.leaseUntil).where(sql`${t.leaseUntil} is not null`),
   // One pending firing per reminder. Not partial: a deleted task's (and user's) rows are found by it.
   uniqueIndex('jobs_task_reminder_key').on(t.taskId, t.reminderId),
@@ -288,4 +291,72 @@ export const rateLimits = pgTable('rate_limits', {
   resetAt: time('reset_at').notNull(),
 }, (t) => [
   index('rate_limits_reset_idx').on(t.resetAt),
+])
+
+/**
+ * A user's webhook endpoints (issue 20). The signing secret is stored encrypted (AES-256-GCM under a
+ * key derived from the server's signing secret, webhooks/secrets.ts); during the 24 h after a
+ * rotation the previous one signs too.
+ */
+export const webhooks = pgTable('webhooks', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  url: text('url').notNull(),
+  /** Event types it receives (`task.upsert`, ..., or `*`). */
+  events: text('events').array().notNull(),
+  description: text('description'),
+  enabled: boolean('enabled').notNull().default(true),
+  /** Why the server disabled it (retries ran out); null while enabled or when the user disabled it. */
+  disabledReason: text('disabled_reason'),
+  disabledAt: time('disabled_at'),
+  secret: text('secret').notNull(),
+  previousSecret: text('previous_secret'),
+  previousSecretUntil: time('previous_secret_until'),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+  version: integer('version').notNull().default(1),
+}, (t) => [
+  index('webhooks_user_idx').on(t.userId, t.createdAt, t.id),
+  // What the outbox triggers look up on every write: the user's enabled endpoints (usually none).
+  index('webhooks_enabled_user_idx').on(t.userId).where(sql`${t.enabled}`),
+])
+
+/**
+ * The outbox: one row per event still to deliver to one endpoint, written by triggers (migration
+ * 0017) in the transaction of the write it reports; gone once delivered. `snapshot` is the written
+ * row as it was then, made into the API's JSON at delivery.
+ */
+export const webhookEvents = pgTable('webhook_events', {
+  /** Write order: events go out to an endpoint in this order. */
+  id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+  /** The `webhook-id` header: the same on every attempt. */
+  eventId: uuid('event_id').notNull().defaultRandom(),
+  webhookId: uuid('webhook_id').notNull().references(() => webhooks.id, { onDelete: 'cascade' }),
+  userId: uuid('user_id').notNull(),
+  type: text('type').notNull(),
+  /** The change's seq in the user's log: the body's cursor is minted from it. */
+  seq: bigint('seq', { mode: 'number' }),
+  snapshot: jsonb('snapshot'),
+  /** Attempts made so far. */
+  attempts: integer('attempts').notNull().default(0),
+  createdAt: createdAt(),
+}, (t) => [
+  index('webhook_events_webhook_idx').on(t.webhookId, t.id),
+])
+
+/** Every attempt to deliver, for GET /webhooks/{id}/deliveries; kept 30 days. */
+export const webhookDeliveries = pgTable('webhook_deliveries', {
+  id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+  webhookId: uuid('webhook_id').notNull().references(() => webhooks.id, { onDelete: 'cascade' }),
+  eventId: uuid('event_id').notNull(),
+  type: text('type').notNull(),
+  attempt: integer('attempt').notNull(),
+  at: time('at').notNull().defaultNow(),
+  /** The HTTP status, or null when there was none (refused, timed out, unreachable). */
+  status: integer('status'),
+  error: text('error'),
+  durationMs: integer('duration_ms').notNull(),
+}, (t) => [
+  index('webhook_deliveries_webhook_idx').on(t.webhookId, t.id),
+  index('webhook_deliveries_at_idx').on(t.at),
 ])

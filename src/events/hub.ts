@@ -127,6 +127,7 @@ export function eventHub ({ database, feed, log, logger, maxStreamsPerUser, poll
       const reader = readers.get(notice.userId)
       if (!reader) return
       if (notice.kind === 'change') reader.wake()
+      else if (notice.kind === 'webhook-disabled') for (const stream of reader.streams) stream.announce('webhook.disabled', notice.webhook)
       else if (notice.kind === 'deleted') reader.endAll('deleted')
       else if (notice.kind === 'sessions') reader.endAll(notice.sessionId === undefined ? 'revoked' : 'logout', { only: notice.sessionId, except: notice.except })
     },

@@ -22,6 +22,20 @@ export function sessionsNotice (userId: string, { only, except }: { only?: strin
   return except === undefined ? `${userId}:sessions` : `${userId}:sessions-except:${except}`
 }
 
+/** What a `webhook.disabled` event carries to the user's open streams. */
+export interface WebhookDisabled { id: string, url: string, reason: string, disabledAt: string }
+
+/**
+ * The server disabled one of the user's webhook endpoints (its retries ran out): the user's open
+ * streams get a `webhook.disabled` event. Not a change of the log: a stream opened later, and /sync,
+ * do not see it; GET /api/v1/webhooks shows the endpoint disabled, with the reason.
+ */
+export const webhookDisabledNotice = (userId: string, disabled: WebhookDisabled) =>
+  `${userId}:webhook-disabled:${Buffer.from(JSON.stringify(disabled)).toString('base64url')}`
+
+/** The user has an enabled webhook endpoint (created, or enabled again): their writes wake the scheduler. */
+export const webhooksNotice = (userId: string) => `${userId}:webhooks`
+
 export type Notice =
   | { userId: string, kind: 'change' }
   | { userId: string, kind: 'deleted' }
@@ -29,6 +43,8 @@ export type Notice =
   | { userId: string, kind: 'sessions', sessionId?: string, except?: string }
   /** No user's: a job is due at `at`. (A process from before it reads it as a change of a user "jobs", who has no streams.) */
   | { userId: 'jobs', kind: 'jobs', at: number }
+  | { userId: string, kind: 'webhook-disabled', webhook: WebhookDisabled }
+  | { userId: string, kind: 'webhooks' }
 
 /** The notice of a payload, or undefined for one this version does not know (a newer process's). */
 export function parseNotice (payload: string): Notice | undefined {
@@ -40,5 +56,13 @@ export function parseNotice (payload: string): Notice | undefined {
   if (what === 'session' && sessionId) return { userId, kind: 'sessions', sessionId }
   if (what === 'sessions-except' && sessionId) return { userId, kind: 'sessions', except: sessionId }
   if (what === 'changed' || /^[0-9]+$/.test(what)) return { userId, kind: 'change' }
+  if (what === 'webhooks') return { userId, kind: 'webhooks' }
+  if (what === 'webhook-disabled' && sessionId) {
+    try {
+      return { userId, kind: 'webhook-disabled', webhook: JSON.parse(Buffer.from(sessionId, 'base64url').toString('utf8')) as WebhookDisabled }
+    } catch {
+      return undefined
+    }
+  }
   return undefined
 }

@@ -45,6 +45,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<EventRoutesOptions> = async 
         200: {
           description: 'A text/event-stream. Events: `task.upsert` (data: the Task), `project.upsert` (data: the Project), ' +
             '`task.delete` and `project.delete` (data: {id, deletedAt}), `reminder.fired` (data: the ReminderFired), `reminder.missed` (data: the ReminderMissed), ' +
+            '`webhook.disabled` (data: {id, url, reason, disabledAt}: the server disabled one of your webhook endpoints; no id, not a change of the log), ' +
             '`reauth` (data: {reason: expired|logout|revoked}; the stream then ends: reconnect with a fresh token and Last-Event-ID). ' +
             'Each event id is a cursor /sync accepts; a comment line every EVENT_HEARTBEAT_SECONDS (15 s by default) keeps the connection alive.',
           content: {

@@ -99,6 +99,14 @@ export class ChangeStream {
   }
 
   /**
+   * An event that is not a change of the log (`webhook.disabled`): no `id`, so the client's
+   * Last-Event-ID stays at the last change.
+   */
+  announce (event: string, data: unknown): void {
+    this.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`)
+  }
+
+  /**
    * Ends the stream. Where the client should come back with fresh credentials (its token expired,
    * its session ended) a last `reauth` event says so; it resumes with Last-Event-ID.
    */

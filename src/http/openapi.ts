@@ -40,6 +40,7 @@ const TAGS = [
   { name: 'projects', description: 'Lists of tasks, in your order; another user\'s project is always 404' },
   { name: 'sync', description: 'Keeping a local copy: delta sync and live events' },
   { name: 'classic', description: 'The /api/{user_id}/tasks contract of existing todo front ends, over the same tasks' },
+  { name: 'webhooks', description: 'Signed pushes of your changes and reminders to your servers (Standard Webhooks); another user\'s endpoint is always 404' },
   { name: 'agents', description: 'MCP (Model Context Protocol) for assistants: the same tasks, tokens and limits, as tools' },
   { name: 'operations', description: 'Health, metrics and documentation' },
 ]
@@ -73,6 +74,9 @@ const SUCCESS: Record<string, string> = {
   moveTask: 'The task, moved (its subtasks came with it)', listTaskCompletions: 'A page of the task\'s history',
   listTaskOccurrences: 'The next due dates', skipTaskOccurrence: 'The task, at its next occurrence', listProjects: 'A page of your projects', createProject: 'The project, created (last)',
   getProject: 'The project', updateProject: 'The project, changed', moveProject: 'The project, moved',
+  listWebhooks: 'Your endpoints', createWebhook: 'The endpoint, created, with its secret (shown this once)', getWebhook: 'The endpoint',
+  updateWebhook: 'The endpoint, changed', rotateWebhookSecret: 'The new secret (shown this once)', testWebhook: 'The test event, queued',
+  listWebhookDeliveries: 'A page of delivery attempts',
   mcp: 'The JSON-RPC answer (a tool\'s refusal is a result with isError, not an HTTP error)', mcpResourceMetadata: 'The protected-resource document',
 }
 
@@ -87,6 +91,9 @@ const OPERATION_HEADERS: Record<string, Record<string, Record<string, Json>>> = 
   getProject: { 200: { ETag: HEADERS.etag }, 304: { ETag: HEADERS.etag } },
   updateProject: { 200: { ETag: HEADERS.etag } },
   moveProject: { 200: { ETag: HEADERS.etag } },
+  createWebhook: { 201: { ETag: HEADERS.etag, Location: HEADERS.location } },
+  getWebhook: { 200: { ETag: HEADERS.etag }, 304: { ETag: HEADERS.etag } },
+  updateWebhook: { 200: { ETag: HEADERS.etag } },
   mcp: {
     401: {
       'WWW-Authenticate': header('`Bearer resource_metadata="<origin>/.well-known/oauth-protected-resource/mcp"`: where an MCP client learns how to get a token (RFC 9728)'),

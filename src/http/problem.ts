@@ -25,6 +25,8 @@ export const ProblemType = {
   tooDeep: 'urn:problem-type:taskbase:too-deep',
   cycle: 'urn:problem-type:taskbase:cycle',
   notRepeating: 'urn:problem-type:taskbase:not-repeating',
+  webhookLimitReached: 'urn:problem-type:taskbase:webhook-limit-reached',
+  webhookDisabled: 'urn:problem-type:taskbase:webhook-disabled',
 } as const
 
 /** What each type means, for the OpenAPI document: the code and the reference list the same problems. */
@@ -42,6 +44,8 @@ export const PROBLEM_TYPES: Record<keyof typeof ProblemType, string> = {
   tooDeep: '409: a task would be more than four levels deep (a top task, its subtask and two more levels)',
   cycle: '409: a task cannot be moved under itself or one of its own subtasks',
   notRepeating: '409: the task does not repeat, or its series is over: it has no occurrence to skip',
+  webhookLimitReached: '409: the account holds 10 webhook endpoints already',
+  webhookDisabled: '409: the webhook endpoint is disabled; PATCH {"enabled": true} first',
 }
 
 export interface ProblemOptions {
@@ -131,11 +135,19 @@ export const notRepeating = () => new Problem(409,
   'The task does not repeat, or its series is over: there is no occurrence to skip',
   { type: ProblemType.notRepeating })
 
+export const webhookLimitReached = (max: number) => new Problem(409,
+  `This account already holds ${max} webhook endpoints, the most allowed; delete one before creating another`,
+  { type: ProblemType.webhookLimitReached })
+
+export const webhookDisabled = () => new Problem(409,
+  'The webhook endpoint is disabled; enable it (PATCH {"enabled": true}) before sending it a test',
+  { type: ProblemType.webhookDisabled })
+
 export const syncExpired = () => new Problem(410,
   'This sync cursor is older than the change log keeps; sync again from the start, without since',
   { type: ProblemType.syncExpired })
 
-export const preconditionFailed = (what: 'task' | 'project') => new Problem(412,
+export const preconditionFailed = (what: 'task' | 'project' | 'webhook') => new Problem(412,
   `The ${what} has changed since the ETag in If-Match was issued; fetch it again and retry`,
   { type: ProblemType.preconditionFailed })
 

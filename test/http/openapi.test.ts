@@ -99,7 +99,7 @@ describe.each(testDatabases)('the OpenAPI document on $name', (target) => {
     // The order a person trying the reference would follow: the account first, its deletion last (a
     // logout ends the session, and its access token with it: it comes after).
     const order = ['register', 'login', 'getMe', 'updateMe', 'createTask', 'listTasks', 'getTask', 'updateTask', 'moveTask',
-      'createProject', 'listProjects', 'getProject', 'updateProject', 'moveProject', 'syncChanges', 'mcp',
+      'createProject', 'listProjects', 'getProject', 'updateProject', 'moveProject', 'createWebhook', 'updateWebhook', 'syncChanges', 'mcp',
       'createEventTicket', 'classicCreateTask', 'classicListTasks', 'classicReplaceTask', 'refreshSession', 'deleteTask',
       'deleteProject', 'changePassword', 'deleteMe', 'logout']
     const byId = new Map((await documentedOperations(t.app)).map((op) => [op.spec.operationId, op]))
@@ -108,13 +108,14 @@ describe.each(testDatabases)('the OpenAPI document on $name', (target) => {
     let session: Json = {}
     let taskId = ''
     let projectId = ''
+    let webhookId = ''
     for (const id of order) {
       const op = byId.get(id)!
       const example = op.spec.requestBody?.content['application/json'].example
       if (op.spec.requestBody) expect(example, `${id} has an example`).toBeDefined()
       // What only an earlier answer can give: the session's tokens, ids in the path.
       const payload = example?.refreshToken ? { ...example, refreshToken: session.refreshToken } : example
-      const url = op.path.replace('{id}', op.path.startsWith('/api/v1/projects') ? projectId : taskId).replace('{user_id}', session.user?.id ?? '')
+      const url = op.path.replace('{id}', op.path.startsWith('/api/v1/projects') ? projectId : op.path.startsWith('/api/v1/webhooks') ? webhookId : taskId).replace('{user_id}', session.user?.id ?? '')
       const res = await t.inject({
         method: op.method, url, ...(payload !== undefined && { payload }),
         headers: session.accessToken ? { authorization: `Bearer ${session.accessToken}` } : {},
@@ -124,6 +125,7 @@ describe.each(testDatabases)('the OpenAPI document on $name', (target) => {
       if (id === 'refreshSession') session = { ...session, ...res.json() }
       if (id === 'createTask') taskId = res.json().id
       if (id === 'createProject') projectId = res.json().id
+      if (id === 'createWebhook') webhookId = res.json().id
     }
   })
 })

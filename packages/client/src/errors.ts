@@ -24,6 +24,10 @@ export const ProblemType = {
   notRepeating: 'urn:problem-type:taskbase:not-repeating',
   /** 401: the session ended (signed out, password changed, or a stolen refresh token detected): sign in again. */
   sessionEnded: 'urn:problem-type:taskbase:session-ended',
+  /** 409: the account holds 10 webhook endpoints already. */
+  webhookLimitReached: 'urn:problem-type:taskbase:webhook-limit-reached',
+  /** 409: the webhook endpoint is disabled; enable it first. */
+  webhookDisabled: 'urn:problem-type:taskbase:webhook-disabled',
 } as const
 
 /**

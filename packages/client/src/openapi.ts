@@ -426,6 +426,100 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List your webhook endpoints */
+        get: operations["listWebhooks"];
+        put?: never;
+        /**
+         * Add a webhook endpoint; the answer shows its signing secret, this once
+         * @description No Idempotency-Key: a replayed answer would have to keep the secret readable. A create retried after a lost answer makes a second endpoint, which you delete.
+         */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a webhook endpoint (never its secret) */
+        get: operations["getWebhook"];
+        put?: never;
+        post?: never;
+        /** Delete a webhook endpoint, its pending events and its delivery log */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a webhook endpoint's URL, events or description; disable it, or enable it again
+         * @description Disabling drops its pending events; enabled again, it receives what happens from then on.
+         */
+        patch: operations["updateWebhook"];
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The endpoint's delivery attempts, newest first (kept 30 days) */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Replace the signing secret; for 24 hours deliveries carry both signatures */
+        post: operations["rotateWebhookSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send the endpoint a webhook.test event */
+        post: operations["testWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -619,6 +713,37 @@ export interface components {
             /** @description Pass as `cursor` for the next page; null on the last page */
             nextCursor: string | null;
         };
+        /** CreatedWebhook */
+        CreatedWebhook: {
+            /**
+             * Format: date-time
+             * @description RFC 3339 with an offset; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
+            createdAt: string;
+            description: string | null;
+            /**
+             * Format: date-time
+             * @description RFC 3339 with an offset; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
+            disabledAt: string | null;
+            /** @description Why the server disabled it (an event ran out of retries); null otherwise */
+            disabledReason: string | null;
+            /** @description false: nothing is recorded or sent for it. PATCH {enabled: true} resumes it with what happens from then on */
+            enabled: boolean;
+            events: string[];
+            /** Format: uuid */
+            id: string;
+            /** @description The signing secret, `whsec_` + base64 of 32 bytes: shown only in this answer; store it now */
+            secret: string;
+            /**
+             * Format: date-time
+             * @description RFC 3339 with an offset; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
+            updatedAt: string;
+            url: string;
+            /** @description Starts at 1; +1 on every change */
+            version: number;
+        };
         /** Credentials */
         Credentials: {
             email: string;
@@ -750,6 +875,13 @@ export interface components {
             /** @description Trimmed; not blank */
             title: string;
         };
+        /** NewWebhook */
+        NewWebhook: {
+            description?: string | null;
+            events: ("task.upsert" | "task.delete" | "project.upsert" | "project.delete" | "reminder.fired" | "*")[];
+            /** @description https, to a public address (checked again on every connection); no user name or password */
+            url: string;
+        };
         /** Occurrence */
         Occurrence: {
             /**
@@ -802,6 +934,8 @@ export interface components {
              *     - `urn:problem-type:taskbase:too-deep`: 409: a task would be more than four levels deep (a top task, its subtask and two more levels)
              *     - `urn:problem-type:taskbase:cycle`: 409: a task cannot be moved under itself or one of its own subtasks
              *     - `urn:problem-type:taskbase:not-repeating`: 409: the task does not repeat, or its series is over: it has no occurrence to skip
+             *     - `urn:problem-type:taskbase:webhook-limit-reached`: 409: the account holds 10 webhook endpoints already
+             *     - `urn:problem-type:taskbase:webhook-disabled`: 409: the webhook endpoint is disabled; PATCH {"enabled": true} first
              */
             type: string;
         };
@@ -1283,6 +1417,91 @@ export interface components {
              * @description Where the user lives: the default zone of the recurring tasks they create from now on (existing ones keep theirs); an IANA time zone name, such as Europe/Berlin or UTC
              */
             timezone?: string;
+        };
+        /** Webhook */
+        Webhook: {
+            /**
+             * Format: date-time
+             * @description RFC 3339 with an offset; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
+            createdAt: string;
+            description: string | null;
+            /**
+             * Format: date-time
+             * @description RFC 3339 with an offset; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
+            disabledAt: string | null;
+            /** @description Why the server disabled it (an event ran out of retries); null otherwise */
+            disabledReason: string | null;
+            /** @description false: nothing is recorded or sent for it. PATCH {enabled: true} resumes it with what happens from then on */
+            enabled: boolean;
+            events: string[];
+            /** Format: uuid */
+            id: string;
+            /**
+             * Format: date-time
+             * @description RFC 3339 with an offset; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
+            updatedAt: string;
+            url: string;
+            /** @description Starts at 1; +1 on every change */
+            version: number;
+        };
+        /** WebhookChanges */
+        WebhookChanges: {
+            description?: string | null;
+            enabled?: boolean;
+            events?: ("task.upsert" | "task.delete" | "project.upsert" | "project.delete" | "reminder.fired" | "*")[];
+            /** @description https, to a public address (checked again on every connection); no user name or password */
+            url?: string;
+        };
+        /** WebhookDelivery */
+        WebhookDelivery: {
+            /**
+             * Format: date-time
+             * @description When the attempt ended; in the years 0001-9999, no leap second (23:59:60); kept to the millisecond
+             */
+            at: string;
+            /** @description 1 for the first attempt at this event, 2 for its first retry, ... */
+            attempt: number;
+            durationMs: number;
+            /** @description Why the attempt failed; null for a 2xx */
+            error: string | null;
+            /** Format: uuid */
+            eventId: string;
+            /** @description The HTTP status the endpoint answered; null when it did not (refused, unreachable, timed out) */
+            status: number | null;
+            /** @description The event type, such as task.upsert or webhook.test */
+            type: string;
+        };
+        /** WebhookDeliveryPage */
+        WebhookDeliveryPage: {
+            items: components["schemas"]["WebhookDelivery"][];
+            /** @description Pass as `cursor` for the next (older) page; null on the last page */
+            nextCursor: string | null;
+        };
+        /**
+         * WebhookList
+         * @description All your endpoints (at most 10), oldest first
+         */
+        WebhookList: {
+            items: components["schemas"]["Webhook"][];
+        };
+        /**
+         * WebhookSecret
+         * @description The new secret. For the next 24 hours every delivery is signed with it and with the previous one
+         */
+        WebhookSecret: {
+            /** @description The signing secret, `whsec_` + base64 of 32 bytes: shown only in this answer; store it now */
+            secret: string;
+        };
+        /**
+         * WebhookTestQueued
+         * @description A `webhook.test` event is queued behind the endpoint's pending events; its webhook-id is eventId
+         */
+        WebhookTestQueued: {
+            /** Format: uuid */
+            eventId: string;
         };
     };
     responses: never;
@@ -2602,7 +2821,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A text/event-stream. Events: `task.upsert` (data: the Task), `project.upsert` (data: the Project), `task.delete` and `project.delete` (data: {id, deletedAt}), `reminder.fired` (data: the ReminderFired), `reminder.missed` (data: the ReminderMissed), `reauth` (data: {reason: expired|logout|revoked}; the stream then ends: reconnect with a fresh token and Last-Event-ID). Each event id is a cursor /sync accepts; a comment line every EVENT_HEARTBEAT_SECONDS (15 s by default) keeps the connection alive. */
+            /** @description A text/event-stream. Events: `task.upsert` (data: the Task), `project.upsert` (data: the Project), `task.delete` and `project.delete` (data: {id, deletedAt}), `reminder.fired` (data: the ReminderFired), `reminder.missed` (data: the ReminderMissed), `webhook.disabled` (data: {id, url, reason, disabledAt}: the server disabled one of your webhook endpoints; no id, not a change of the log), `reauth` (data: {reason: expired|logout|revoked}; the stream then ends: reconnect with a fresh token and Last-Event-ID). Each event id is a cursor /sync accepts; a comment line every EVENT_HEARTBEAT_SECONDS (15 s by default) keeps the connection alive. */
             200: {
                 headers: {
                     /** @description The limit closest to running out, in requests per window */
@@ -5315,6 +5534,929 @@ export interface operations {
             };
             /** @description The body is not application/json */
             415: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (type rate-limited); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached right now (type database-unavailable); retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description All your endpoints (at most 10), oldest first */
+            200: {
+                headers: {
+                    /** @description The limit closest to running out, in requests per window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "3f0a2c1e-6b7d-4e8f-9a0b-1c2d3e4f5a6b",
+                     *           "url": "https://hooks.example.com/taskbase",
+                     *           "events": [
+                     *             "task.upsert",
+                     *             "reminder.fired"
+                     *           ],
+                     *           "description": "Mailer",
+                     *           "enabled": true,
+                     *           "disabledReason": null,
+                     *           "disabledAt": null,
+                     *           "createdAt": "2026-11-20T09:00:00.000Z",
+                     *           "updatedAt": "2026-11-20T09:00:00.000Z",
+                     *           "version": 1
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookList"];
+                };
+            };
+            /** @description No valid access token: missing, malformed, expired, or its user deleted */
+            401: {
+                headers: {
+                    /** @description Bearer: a valid access token is required */
+                    "WWW-Authenticate"?: string;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (type rate-limited); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached right now (type database-unavailable); retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "url": "https://hooks.example.com/taskbase",
+                 *       "events": [
+                 *         "task.upsert",
+                 *         "reminder.fired"
+                 *       ],
+                 *       "description": "Mailer"
+                 *     }
+                 */
+                "application/json": components["schemas"]["NewWebhook"];
+            };
+        };
+        responses: {
+            /** @description The endpoint, created, with its secret (shown this once) */
+            201: {
+                headers: {
+                    /** @description The version of the task, `"<version>-<id prefix>"`: send it as If-Match to write only if unchanged, as If-None-Match to get a 304 */
+                    ETag?: string;
+                    /** @description The URL of the created task */
+                    Location?: string;
+                    /** @description The limit closest to running out, in requests per window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "3f0a2c1e-6b7d-4e8f-9a0b-1c2d3e4f5a6b",
+                     *       "url": "https://hooks.example.com/taskbase",
+                     *       "events": [
+                     *         "task.upsert",
+                     *         "reminder.fired"
+                     *       ],
+                     *       "description": "Mailer",
+                     *       "enabled": true,
+                     *       "disabledReason": null,
+                     *       "disabledAt": null,
+                     *       "createdAt": "2026-11-20T09:00:00.000Z",
+                     *       "updatedAt": "2026-11-20T09:00:00.000Z",
+                     *       "version": 1,
+                     *       "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw9UgJ0t5jp0s="
+                     *     }
+                     */
+                    "application/json": components["schemas"]["CreatedWebhook"];
+                };
+            };
+            /** @description The body does not match the schema, or body.url is refused: not https, or a private, loopback or local host */
+            400: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token: missing, malformed, expired, or its user deleted */
+            401: {
+                headers: {
+                    /** @description Bearer: a valid access token is required */
+                    "WWW-Authenticate"?: string;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The account holds 10 webhook endpoints already (type webhook-limit-reached) */
+            409: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the server accepts (64 KiB by default) */
+            413: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not application/json */
+            415: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (type rate-limited); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached right now (type database-unavailable); retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                "if-none-match"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The endpoint */
+            200: {
+                headers: {
+                    /** @description The version of the task, `"<version>-<id prefix>"`: send it as If-Match to write only if unchanged, as If-None-Match to get a 304 */
+                    ETag?: string;
+                    /** @description The limit closest to running out, in requests per window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "3f0a2c1e-6b7d-4e8f-9a0b-1c2d3e4f5a6b",
+                     *       "url": "https://hooks.example.com/taskbase",
+                     *       "events": [
+                     *         "task.upsert",
+                     *         "reminder.fired"
+                     *       ],
+                     *       "description": "Mailer",
+                     *       "enabled": true,
+                     *       "disabledReason": null,
+                     *       "disabledAt": null,
+                     *       "createdAt": "2026-11-20T09:00:00.000Z",
+                     *       "updatedAt": "2026-11-20T09:00:00.000Z",
+                     *       "version": 1
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            /** @description Not modified */
+            304: {
+                headers: {
+                    /** @description The version of the task, `"<version>-<id prefix>"`: send it as If-Match to write only if unchanged, as If-None-Match to get a 304 */
+                    ETag?: string;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request does not match the schema, or holds text that cannot be stored as sent (a NUL character, a lone surrogate); `errors` names each wrong field */
+            400: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token: missing, malformed, expired, or its user deleted */
+            401: {
+                headers: {
+                    /** @description Bearer: a valid access token is required */
+                    "WWW-Authenticate"?: string;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not yours (the same answer either way) */
+            404: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (type rate-limited); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached right now (type database-unavailable); retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An ETag of the endpoint: the write happens only if it is still current */
+                "if-match"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    /** @description The limit closest to running out, in requests per window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The request does not match the schema, or holds text that cannot be stored as sent (a NUL character, a lone surrogate); `errors` names each wrong field */
+            400: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token: missing, malformed, expired, or its user deleted */
+            401: {
+                headers: {
+                    /** @description Bearer: a valid access token is required */
+                    "WWW-Authenticate"?: string;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not yours (the same answer either way) */
+            404: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The ETag in If-Match is no longer current (type precondition-failed): another device changed the task; fetch it and retry */
+            412: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (type rate-limited); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached right now (type database-unavailable); retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateWebhook: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description An ETag of the endpoint: the write happens only if it is still current */
+                "if-match"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "events": [
+                 *         "*"
+                 *       ],
+                 *       "enabled": true
+                 *     }
+                 */
+                "application/json": components["schemas"]["WebhookChanges"];
+            };
+        };
+        responses: {
+            /** @description The endpoint, changed */
+            200: {
+                headers: {
+                    /** @description The version of the task, `"<version>-<id prefix>"`: send it as If-Match to write only if unchanged, as If-None-Match to get a 304 */
+                    ETag?: string;
+                    /** @description The limit closest to running out, in requests per window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": "3f0a2c1e-6b7d-4e8f-9a0b-1c2d3e4f5a6b",
+                     *       "url": "https://hooks.example.com/taskbase",
+                     *       "events": [
+                     *         "task.upsert",
+                     *         "reminder.fired"
+                     *       ],
+                     *       "description": "Mailer",
+                     *       "enabled": true,
+                     *       "disabledReason": null,
+                     *       "disabledAt": null,
+                     *       "createdAt": "2026-11-20T09:00:00.000Z",
+                     *       "updatedAt": "2026-11-20T09:00:00.000Z",
+                     *       "version": 1
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            /** @description The body does not match the schema, or body.url is refused: not https, or a private, loopback or local host */
+            400: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token: missing, malformed, expired, or its user deleted */
+            401: {
+                headers: {
+                    /** @description Bearer: a valid access token is required */
+                    "WWW-Authenticate"?: string;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not yours (the same answer either way) */
+            404: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The ETag in If-Match is no longer current (type precondition-failed): another device changed the task; fetch it and retry */
+            412: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than the server accepts (64 KiB by default) */
+            413: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not application/json */
+            415: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (type rate-limited); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached right now (type database-unavailable); retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /** @description nextCursor of the previous page */
+                cursor?: string;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of delivery attempts */
+            200: {
+                headers: {
+                    /** @description The limit closest to running out, in requests per window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [],
+                     *       "nextCursor": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookDeliveryPage"];
+                };
+            };
+            /** @description limit or cursor is invalid */
+            400: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token: missing, malformed, expired, or its user deleted */
+            401: {
+                headers: {
+                    /** @description Bearer: a valid access token is required */
+                    "WWW-Authenticate"?: string;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not yours (the same answer either way) */
+            404: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (type rate-limited); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached right now (type database-unavailable); retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    rotateWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new secret. For the next 24 hours every delivery is signed with it and with the previous one */
+            200: {
+                headers: {
+                    /** @description The limit closest to running out, in requests per window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw9UgJ0t5jp0s="
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookSecret"];
+                };
+            };
+            /** @description The request does not match the schema, or holds text that cannot be stored as sent (a NUL character, a lone surrogate); `errors` names each wrong field */
+            400: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token: missing, malformed, expired, or its user deleted */
+            401: {
+                headers: {
+                    /** @description Bearer: a valid access token is required */
+                    "WWW-Authenticate"?: string;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not yours (the same answer either way) */
+            404: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests (type rate-limited); retry after Retry-After seconds */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The database cannot be reached right now (type database-unavailable); retry after Retry-After */
+            503: {
+                headers: {
+                    /** @description Seconds to wait before retrying */
+                    "Retry-After"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    testWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A `webhook.test` event is queued behind the endpoint's pending events; its webhook-id is eventId */
+            202: {
+                headers: {
+                    /** @description The limit closest to running out, in requests per window */
+                    "RateLimit-Limit"?: number;
+                    /** @description Requests left in the window */
+                    "RateLimit-Remaining"?: number;
+                    /** @description Seconds until the window ends */
+                    "RateLimit-Reset"?: number;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "eventId": "9b2f7c1d-0e3a-4b5c-8d6e-7f8a9b0c1d2e"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookTestQueued"];
+                };
+            };
+            /** @description The request does not match the schema, or holds text that cannot be stored as sent (a NUL character, a lone surrogate); `errors` names each wrong field */
+            400: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid access token: missing, malformed, expired, or its user deleted */
+            401: {
+                headers: {
+                    /** @description Bearer: a valid access token is required */
+                    "WWW-Authenticate"?: string;
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not yours (the same answer either way) */
+            404: {
+                headers: {
+                    /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
+                    "X-Request-Id"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The endpoint is disabled (type webhook-disabled) */
+            409: {
                 headers: {
                     /** @description The request id: the client's own X-Request-Id when short and plain, else a new UUID; also the problem's `instance` */
                     "X-Request-Id"?: string;
