@@ -1,8 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { rm } from 'node:fs/promises'
 import { afterAll, describe, expect, it } from 'vitest'
 import { openEmbedded } from '../../src/db/client.js'
+import { seededDataDir } from '../faults/support.js'
 import { buildTestApp, testDatabases, type Account } from '../helpers.js'
 
 describe('the embedded database on a data directory', () => {
@@ -10,7 +9,8 @@ describe('the embedded database on a data directory', () => {
   afterAll(async () => { for (const dir of dirs) await rm(dir, { recursive: true, force: true }) })
 
   it('keeps users, tasks and sessions when the app is closed and built again', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'taskbase-restart-'))
+    // Migrated already, as a first start leaves it: an initdb here took most of the test's 30 s on a busy machine.
+    const dir = await seededDataDir('taskbase-restart-')
     dirs.push(dir)
     const target = testDatabases[0]!
 
@@ -32,5 +32,5 @@ describe('the embedded database on a data directory', () => {
     expect(refreshed.statusCode).toBe(200)
     await after.close()
     await second.close()
-  })
+  }, 90_000) // two PGlite opens on disk: 20 s at load 8 on 2 cores
 })
