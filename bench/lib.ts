@@ -1,5 +1,5 @@
 /** What the benchmarks share: a throwaway database, the real server as a child process, HTTP calls. */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { closeSync, openSync, readFileSync } from 'node:fs'
@@ -53,11 +53,24 @@ export interface Server {
   logPath: string
 }
 
-export async function startServer (env: Record<string, string>, logPath: string): Promise<Server> {
+/**
+ * Builds dist/ when a source is newer than the last build, as `npm start` does
+ * (scripts/build-if-stale.mjs): the server as operators run it, `node dist/server.js`.
+ */
+export function buildServer (): void {
+  const built = spawnSync(process.execPath, ['scripts/build-if-stale.mjs'], { cwd: ROOT, stdio: 'inherit' })
+  if (built.status !== 0) throw new Error('building the server failed (node scripts/build-if-stale.mjs)')
+}
+
+/**
+ * The server in a child process, from source through tsx; with `built`, `node dist/server.js` (call
+ * `buildServer` first). Resolves once it answers /readyz.
+ */
+export async function startServer (env: Record<string, string>, logPath: string, { built = false } = {}): Promise<Server> {
   const port = await freePort()
   const log = openSync(logPath, 'a')
   // Only what the server needs: a DATABASE_URL or JWT_SECRET in our own environment must not leak in.
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, built ? ['dist/server.js'] : ['--import', 'tsx', 'src/server.ts'], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',
