@@ -44,14 +44,20 @@ export const RemindersBody = Type.Array(ReminderBody, {
   description: `At most ${MAX_REMINDERS}. Replaces the task's reminders: send back the ids of the ones to keep. A reminder whose time has passed never fires`,
 })
 
-/** A reminder's firing as the change log and the event stream give it. */
-export const ReminderFiredJson = Type.Object({
+/** What a firing and a missed firing both say: whose reminder, of which occurrence, due when. */
+const FIRING = {
   taskId: Uuid,
   reminderId: Uuid,
   occurrence: Nullable(DateTime({ description: 'The dueAt the reminder belongs to; null for an absolute reminder on a task without one' })),
   fireAt: DateTime({ description: 'When it was due to fire' }),
+}
+const TITLE_THEN = Type.String({ description: 'The task\'s title then' })
+
+/** A reminder's firing as the change log and the event stream give it. */
+export const ReminderFiredJson = Type.Object({
+  ...FIRING,
   firedAt: DateTime({ description: 'When it fired' }),
-  title: Type.String({ description: 'The task\'s title then' }),
+  title: TITLE_THEN,
 }, {
   title: 'ReminderFired',
   examples: [{ taskId: '0b9a7c64-5b0f-4f7e-9a3e-4f1f2a8e6d11', reminderId: '5d0c1f7e-2a4b-4c6d-8e9f-0a1b2c3d4e5f',
@@ -61,11 +67,8 @@ export type ReminderFiredJson = Static<typeof ReminderFiredJson>
 
 /** A firing the server was down for, past REMINDER_GRACE_MINUTES: recorded, not delivered as news. */
 export const ReminderMissedJson = Type.Object({
-  taskId: Uuid,
-  reminderId: Uuid,
-  occurrence: Nullable(DateTime({ description: 'The dueAt the reminder belongs to; null for an absolute reminder on a task without one' })),
-  fireAt: DateTime({ description: 'When it was due to fire' }),
+  ...FIRING,
   missedAt: DateTime({ description: 'When the server found it missed' }),
-  title: Type.String({ description: 'The task\'s title then' }),
+  title: TITLE_THEN,
 }, { title: 'ReminderMissed' })
 export type ReminderMissedJson = Static<typeof ReminderMissedJson>
