@@ -69,6 +69,15 @@ const POSTGRES_ANY = /^(\d{4,})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{
  * form rather than failing the read.
  */
 export function timeFromPostgres (text: string): string {
+  // The common case, sliced without a regular expression: a regex's match array and its eight
+  // strings, for four times per task, were 13% of what a list request allocated (issue 21).
+  // `YYYY-MM-DD HH:MM:SS+00`, or with 1 to 6 fraction digits before the offset.
+  const length = text.length
+  if (length >= 22 && length <= 29 && length !== 23 && text.charCodeAt(4) === 45 && text.charCodeAt(10) === 32 &&
+    text.endsWith('+00') && (length === 22 || text.charCodeAt(19) === 46)) {
+    const fraction = length === 22 ? '000' : length >= 26 ? text.slice(20, 23) : text.slice(20, length - 3).padEnd(3, '0')
+    return `${text.slice(0, 10)}T${text.slice(11, 19)}.${fraction}Z`
+  }
   const utc = POSTGRES_UTC.exec(text)
   if (utc) {
     // The common case (session time zone UTC): rearranging the text is exact and cheap.

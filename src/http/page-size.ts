@@ -12,8 +12,10 @@ const jsonBound = (value: unknown): number => {
   if (typeof value === 'string') return 6 * value.length + 2
   if (Array.isArray(value)) return value.reduce((sum: number, v) => sum + jsonBound(v) + 1, 2)
   if (value !== null && typeof value === 'object') {
+    // for...in, not Object.entries: a list page bounded 20 tasks with a pair array per field, and
+    // that was 9% of all the memory the server allocated under load (heap sampling, issue 21).
     let sum = 2
-    for (const [key, v] of Object.entries(value)) sum += key.length + 4 + jsonBound(v)
+    for (const key in value) sum += key.length + 4 + jsonBound((value as Record<string, unknown>)[key])
     return sum
   }
   return 24
