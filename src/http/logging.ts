@@ -40,8 +40,9 @@ export function requestLogger (level: string, stream?: { write (line: string): v
     options: {
       level,
       stream: stream ?? stdout!.destination,
-      // Bodies are never logged; these are the places a secret could still appear.
-      redact: { paths: ['req.headers.authorization', 'req.headers.cookie', 'req.headers["idempotency-key"]'], censor: '[redacted]' },
+      // Bodies and headers are never logged: a request is logged through the serializer below only,
+      // which names no header (Authorization, Cookie, Idempotency-Key stay out). No redaction pass
+      // then: it ran on every line and matched nothing (2% of what a request allocated, issue 21).
       serializers: {
         // The query string can carry a token (SSE tickets): log the path only.
         req: (req: FastifyRequest) => ({ method: req.method, url: req.url.split('?')[0], requestId: req.id, remoteAddress: req.ip }),
