@@ -8,8 +8,9 @@
  * migrations, inserts 100,000 tasks for one user and 10,000 for each of five others with SQL (in
  * 20 projects each, a tenth in the inbox, and one task with 100 subtasks), ANALYZEs, then explains the SQL that `taskQueries(db).list(...)` really sends: a recording
  * database captures its text and parameters, and the same statement runs again under EXPLAIN. Also
- * times moving that task with its 100 subtasks to another project. Exits with 1 when a list query
- * reads the tasks table without an index.
+ * times moving that task with its 100 subtasks to another project, and what each index and trigger
+ * on tasks costs a single-row insert and update (`writeCosts`; EXPLAIN_WRITES=0 skips it). Exits
+ * with 1 when a list query reads the tasks table without an index.
  */
 import { randomBytes } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
@@ -234,11 +235,130 @@ async function timeMoves (database: Database, userId: string, tree: { root: stri
   return { descendants: tree.descendants, runs }
 }
 
+/** Single-row writes per timed run of `timeWrites`, and rounds over all variants (the median is kept). */
+const WRITES_PER_RUN = 2_000
+const WRITE_ROUNDS = 5
+
+/**
+ * One single-row write per user of `owners`, as requests make them, timed inside the server (no
+ * network, no parsing): the INSERT of POST /tasks (the cap read with the user's row locked), then
+ * the UPDATE of PATCH {completed: true} on each new task. Each write starts the change-log state
+ * afresh, as each request's own transaction does, so each one pays the update of its user's row
+ * (seq and count). One user per write: a row updated thousands of times in one transaction grows
+ * a version chain every later update walks (measured: 900 µs an insert instead of ~150). Returns
+ * microseconds per insert and per update. Runs in the caller's transaction, which rolls back: the
+ * table is left as it was.
+ */
+const TIMED_WRITES = `create function pg_temp.timed_writes (owners uuid[], out insert_us float8, out update_us float8)
+language plpgsql as $$
+declare
+  started timestamptz;
+  n int := cardinality(owners);
+  ids uuid[] := '{}';
+  new_id uuid;
+begin
+  started := clock_timestamp();
+  for i in 1..n loop
+    perform set_config('taskbase.changes', '', true);
+    insert into tasks as t (user_id, title, description, priority, due_at, tags, tag_keys, recurrence, due_local, reminders)
+      select owners[i], 'Write cost ' || i, 'measured by npm run explain', 'none', null, '{}', '{}', null, null, '[]'
+      where (select u.task_count from users u where u.id = owners[i] for no key update) < 1000000000
+      returning t.id into new_id;
+    ids := ids || new_id;
+  end loop;
+  insert_us := extract(epoch from clock_timestamp() - started) * 1e6 / n;
+  started := clock_timestamp();
+  for i in 1..n loop
+    perform set_config('taskbase.changes', '', true);
+    update tasks t set completed = true, completed_at = coalesce(t.completed_at, now()), version = t.version + 1, updated_at = now()
+      where t.user_id = owners[i] and t.id = ids[i];
+  end loop;
+  update_us := extract(epoch from clock_timestamp() - started) * 1e6 / n;
+end $$`
+
+/** One thing a task write maintains, and how to leave it out for a run. */
+interface WritePart { name: string, kind: 'index' | 'trigger', without: string }
+
+interface WriteCost { part: WritePart | undefined, insertUs: number, updateUs: number }
+
+/**
+ * What each secondary index and optional trigger on tasks costs a single-row insert and update:
+ * every variant (all in place, then each part left out in turn, inside a transaction that rolls
+ * back) is timed WRITE_ROUNDS times round-robin, so that the machine's noise hits all alike; the
+ * medians are kept. The change-log trigger (seq, count, position) is not optional and not measured.
+ */
+async function writeCosts (url: string): Promise<WriteCost[]> {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    await client.query(TIMED_WRITES)
+    const { rows: writers } = await client.query<{ id: string }>(
+      `insert into users (email, password_hash)
+       select 'writer-' || n || '@example.com', 'not a password hash' from generate_series(1, $1::int) n returning id`, [WRITES_PER_RUN])
+    const owners = writers.map((w) => w.id)
+    const { rows: indexes } = await client.query<{ name: string }>(
+      `select indexname as name from pg_indexes where tablename = 'tasks' and indexname <> 'tasks_pkey' order by indexname`)
+    const { rows: triggers } = await client.query<{ name: string }>(
+      `select tgname as name from pg_trigger where tgrelid = 'tasks'::regclass and not tgisinternal
+       and tgname in ('tasks_webhook_outbox', 'tasks_schedule_reminders', 'tasks_reschedule_reminders') order by tgname`)
+    const parts: Array<WritePart | undefined> = [
+      undefined,
+      ...indexes.map(({ name }): WritePart => ({ name, kind: 'index', without: `drop index ${name}` })),
+      ...triggers.map(({ name }): WritePart => ({ name, kind: 'trigger', without: `alter table tasks disable trigger ${name}` })),
+    ]
+    const runs = new Map<WritePart | undefined, Array<{ insertUs: number, updateUs: number }>>(parts.map((part) => [part, []]))
+    for (let round = 0; round < WRITE_ROUNDS; round++) {
+      // Each round starts at another part, and each run on a vacuumed table: a run leaves the dead
+      // rows of its rolled-back writes, which made every later run of a round slower (measured: the
+      // first, with everything in place, came out the fastest of all).
+      for (const part of [...parts.slice(round), ...parts.slice(0, round)]) {
+        await client.query('vacuum tasks')
+        await client.query('begin')
+        try {
+          if (part) await client.query(part.without)
+          const { rows: [timed] } = await client.query<{ insert_us: number, update_us: number }>('select * from pg_temp.timed_writes($1)', [owners])
+          runs.get(part)!.push({ insertUs: timed!.insert_us, updateUs: timed!.update_us })
+        } finally {
+          await client.query('rollback')
+        }
+      }
+      console.log(`write costs: round ${round + 1} of ${WRITE_ROUNDS}`)
+    }
+    return parts.map((part) => ({
+      part,
+      insertUs: median(runs.get(part)!.map((r) => r.insertUs)),
+      updateUs: median(runs.get(part)!.map((r) => r.updateUs)),
+    }))
+  } finally {
+    await client.end()
+  }
+}
+
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
 
 interface MoveTiming { descendants: number, runs: number[] }
 
-function markdown (results: Explained[], meta: { version: string, seconds: number, generated: string, move: MoveTiming }): string {
+/** The table of `writeCosts`: what leaving each part out saves, against everything in place. */
+function writeCostSection (out: string[], costs: WriteCost[]): void {
+  const all = costs.find((c) => c.part === undefined)!
+  const share = (saved: number, total: number) => `${saved.toFixed(1)} µs (${Math.round(100 * saved / total)}%)`
+  out.push('## What a write pays for each index and trigger', '')
+  out.push('Single-row writes, timed inside the server with each part left out in turn ' +
+    `(bench/explain.ts, \`writeCosts\`): ${WRITES_PER_RUN.toLocaleString('en-US')} inserts as POST /tasks makes them, then an update of each as ` +
+    `PATCH {completed: true} does, each write for another user and starting the change log afresh, as its own request's transaction would ` +
+    `(into the same table of ${(MAIN_TASKS + OTHER_USERS * OTHER_TASKS).toLocaleString('en-US')} tasks and their indexes). Medians of ${WRITE_ROUNDS} ` +
+    'rounds, all variants in turn within each round. One backend, no network, no concurrency: under concurrent writers an index also costs ' +
+    'its share of page locks, so these are the least it costs. A difference within about 2 µs is noise on a shared machine.', '')
+  out.push(`Everything in place: **${all.insertUs.toFixed(1)} µs per insert, ${all.updateUs.toFixed(1)} µs per update.**`, '')
+  out.push('| left out | kind | insert saves | update saves |', '|---|---|--:|--:|')
+  for (const c of costs) {
+    if (!c.part) continue
+    out.push(`| \`${c.part.name}\` | ${c.part.kind} | ${share(all.insertUs - c.insertUs, all.insertUs)} | ${share(all.updateUs - c.updateUs, all.updateUs)} |`)
+  }
+  out.push('')
+}
+
+function markdown (results: Explained[], meta: { version: string, seconds: number, generated: string, move: MoveTiming, writes?: WriteCost[] }): string {
   const out: string[] = []
   out.push('# EXPLAIN ANALYZE of the task list queries', '')
   out.push(`Generated by \`npm run explain\` (bench/explain.ts) on ${meta.generated}, ${meta.version}; regenerate rather than edit.`, '')
@@ -255,6 +375,7 @@ function markdown (results: Explained[], meta: { version: string, seconds: numbe
     `as \`taskTree(db).move\` in src/tasks/tree.ts runs it (one transaction: lock, checks, the task's new place, then every subtask in ` +
     `one UPDATE), ${runs.length} times back and forth: median ${median(runs).toFixed(1)} ms ` +
     `(all runs: ${runs.map((ms) => ms.toFixed(1)).join(', ')} ms), measured from the client side of the pool.`, '')
+  if (meta.writes) writeCostSection(out, meta.writes)
   out.push('## Summary', '')
   out.push('| # | query | index on tasks | matching tasks | execution ms |', '|--:|---|---|--:|--:|')
   results.forEach((r, i) => {
@@ -358,12 +479,15 @@ async function main (): Promise<void> {
     const move = await timeMoves(database, owner!, tree, [ownProjects[2]!, ownProjects[0]!])
     console.log(`moved a task with ${tree.descendants} subtasks: median ${median(move.runs).toFixed(1)} ms`)
 
+    const writes = process.env.EXPLAIN_WRITES === '0' ? undefined : await writeCosts(url.toString())
+
     const { rows: [version] } = await pool.query<{ server_version: string }>('show server_version')
     const markdownText = markdown(results, {
       version: `PostgreSQL ${version!.server_version}`,
       seconds,
       generated: new Date().toISOString().slice(0, 10),
       move,
+      writes,
     })
     await writeFile(OUTPUT, markdownText)
     console.log(`wrote ${OUTPUT}`)
