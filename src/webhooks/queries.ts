@@ -16,9 +16,10 @@ const WEBHOOK_COLUMNS = selectList(fieldsOf(webhooks, WebhookJson), 'w')
 
 /**
  * Taken before a write that creates (the cap is counted under it), changes or deletes an endpoint. A
- * task write locks this row, then its outbox (migration 0017) the endpoint's job and key; a delete
- * that had locked the endpoint and then waited for its job could deadlock with it. With the owner's
- * row taken first, the two take turns.
+ * task write locks this row, then its outbox (migration 0017) the endpoint's job and key; a change of
+ * whether an endpoint is enabled updates this row too (users.webhooks_enabled, migration 0018), after
+ * it has locked the endpoint and its job. With the owner's row taken first, the two take turns, never
+ * waiting for each other in opposite orders.
  */
 const LOCK_OWNER = statement('select 1 as locked from users u where u.id = $1 for no key update')
 const INSERT = statement(`insert into webhooks as w (id, user_id, url, events, description, secret)
