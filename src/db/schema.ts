@@ -34,6 +34,11 @@ export const users = pgTable('users', {
   taskCount: integer('task_count').notNull().default(0),
   /** Sync cursors below this seq may have missed a pruned tombstone: they get a 410. */
   syncFloorSeq: bigint('sync_floor_seq', { mode: 'number' }).notNull().default(0),
+  /**
+   * Whether the user has an enabled webhook endpoint, kept by a trigger on webhooks (migration 0018)
+   * under this row's lock: a task write reads it with its seq, and only then pays for the outbox.
+   */
+  webhooksEnabled: boolean('webhooks_enabled').notNull().default(false),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
 }, (t) => [
@@ -317,7 +322,8 @@ export const webhooks = pgTable('webhooks', {
   version: integer('version').notNull().default(1),
 }, (t) => [
   index('webhooks_user_idx').on(t.userId, t.createdAt, t.id),
-  // What the outbox triggers look up on every write: the user's enabled endpoints (usually none).
+  // The user's enabled endpoints: what the outbox trigger reads on a write of a user who has one,
+  // and what the trigger that keeps users.webhooks_enabled counts (migration 0018).
   index('webhooks_enabled_user_idx').on(t.userId).where(sql`${t.enabled}`),
 ])
 

@@ -61,6 +61,8 @@ const RENEW = statement(`update jobs j set lease_until = now() + $3::int * inter
 /** Given back at shutdown: the next process takes it at once. */
 const RELEASE = statement('update jobs j set lease_until = null, lease_token = null where j.id = $1 and j.lease_token = $2')
 const DROP_JOB = statement('delete from jobs j where j.id = $1 and j.lease_token = $2')
+/** The endpoint's owner, locked before the endpoint is disabled (LOCK_OWNER in queries.ts says why). */
+const LOCK_OWNER = statement('select 1 as locked from users u where u.id = (select w.user_id from webhooks w where w.id = $1) for no key update')
 /**
  * An event ran out of retries: the endpoint is disabled with the reason, its pending events and its
  * job go (it gets what happens after it is enabled again).
@@ -172,8 +174,10 @@ export function webhookDelivery (options: DeliveryOptions) {
           if (!await queryOne(database, FAILED, values)) return
           if (attemptNo > retrySchedule.length) {
             const reason = `event ${event.eventId} (${event.type}) failed ${attemptNo} attempts, the last: ${result.error}`
-            const disabled = await queryOne<{ userId: string, url: string, reason: string, disabledAt: string }>(database, DISABLE,
-              [job.id, token, webhookId, reason])
+            const disabled = await database.transaction(async (tx) => {
+              await tx.query(LOCK_OWNER, [webhookId])
+              return queryOne<{ userId: string, url: string, reason: string, disabledAt: string }>(tx, DISABLE, [job.id, token, webhookId, reason])
+            })
             if (disabled) {
               logger.warn({ webhookId, eventId: event.eventId }, 'webhook endpoint disabled: an event ran out of retries')
               await database.notify(CHANGES_CHANNEL, [webhookDisabledNotice(disabled.userId,

@@ -14,6 +14,13 @@ import { urlProblem } from './urls.js'
 /** An endpoint's JSON, field by field: never its secrets. */
 const WEBHOOK_COLUMNS = selectList(fieldsOf(webhooks, WebhookJson), 'w')
 
+/**
+ * Taken before a write that creates (the cap is counted under it), changes or deletes an endpoint. A
+ * task write locks this row, then its outbox (migration 0017) the endpoint's job and key; a change of
+ * whether an endpoint is enabled updates this row too (users.webhooks_enabled, migration 0018), after
+ * it has locked the endpoint and its job. With the owner's row taken first, the two take turns, never
+ * waiting for each other in opposite orders.
+ */
 const LOCK_OWNER = statement('select 1 as locked from users u where u.id = $1 for no key update')
 const INSERT = statement(`insert into webhooks as w (id, user_id, url, events, description, secret)
   select $2, $1, $3, $4, $5, $6 where (select count(*) from webhooks c where c.user_id = $1) < $7
@@ -117,21 +124,28 @@ export function webhookQueries (db: Database, { box, allowPrivate, queued, added
           : 'disabled_reason = case when w.enabled then null else w.disabled_reason end, disabled_at = case when w.enabled then now() else w.disabled_at end')
       }
       const condition = ifVersions === undefined ? '' : ` and w.version = any(${add(ifVersions)}::int[])`
-      const webhook = await queryOne<Webhook>(db, statement(`with updated as (
-          update webhooks w set ${set.join(', ')}, version = w.version + 1, updated_at = now()
-          where w.user_id = $1 and w.id = $2${condition} returning w.*
-        ), dropped as (
-          delete from webhook_events e where e.webhook_id in (select u.id from updated u where not u.enabled)
-        ), unqueued as (
-          delete from jobs j where j.webhook_id in (select u.id from updated u where not u.enabled)
-        )
-        select ${WEBHOOK_COLUMNS} from updated w`), values) ?? await refused(userId, id, ifVersions)
+      const webhook = await db.transaction(async (tx) => {
+        await tx.query(LOCK_OWNER, [userId])
+        return queryOne<Webhook>(tx, statement(`with updated as (
+            update webhooks w set ${set.join(', ')}, version = w.version + 1, updated_at = now()
+            where w.user_id = $1 and w.id = $2${condition} returning w.*
+          ), dropped as (
+            delete from webhook_events e where e.webhook_id in (select u.id from updated u where not u.enabled)
+          ), unqueued as (
+            delete from jobs j where j.webhook_id in (select u.id from updated u where not u.enabled)
+          )
+          select ${WEBHOOK_COLUMNS} from updated w`), values)
+      }) ?? await refused(userId, id, ifVersions)
       if (webhook.enabled) added(userId)
       return webhook
     },
 
     async delete (userId: string, id: string, ifVersions?: IfVersions): Promise<void> {
-      if (!await queryOne(db, DELETE, [userId, id, ifVersions ?? null])) await refused(userId, id, ifVersions)
+      const deleted = await db.transaction(async (tx) => {
+        await tx.query(LOCK_OWNER, [userId])
+        return queryOne(tx, DELETE, [userId, id, ifVersions ?? null])
+      })
+      if (!deleted) await refused(userId, id, ifVersions)
     },
 
     /** A new secret, returned this once; the previous one signs too for 24 hours. */

@@ -151,3 +151,26 @@ describe('migrations 0015 and 0016: answers stored for retried creates before re
     await replay.close()
   })
 })
+
+describe('migration 0018: users with an enabled webhook endpoint are marked', () => {
+  const { db, oldFolder } = databaseBefore('0017_webhooks')
+
+  it('marks exactly them, and their writes after it are queued as before', async () => {
+    await migrate(drizzle({ client: db() }), { migrationsFolder: oldFolder() })
+    const user = async (email: string) => (await db().query<{ id: string }>(
+      `insert into users (email, password_hash) values ($1, 'x') returning id`, [email])).rows[0]!.id
+    const [hooked, disabled, none] = [await user('hooked@example.com'), await user('disabled@example.com'), await user('none@example.com')]
+    const endpoint = (userId: string, enabled: boolean) => db().query(
+      `insert into webhooks (user_id, url, events, secret, enabled) values ($1, 'https://hooks.invalid/', '{*}', 'x', $2)`, [userId, enabled])
+    await endpoint(hooked, true)
+    await endpoint(hooked, false)
+    await endpoint(disabled, false)
+
+    await migrate(drizzle({ client: db() }), { migrationsFolder })
+
+    const { rows } = await db().query<{ id: string, hooked: boolean }>('select id, webhooks_enabled as hooked from users')
+    expect(Object.fromEntries(rows.map((r) => [r.id, r.hooked]))).toEqual({ [hooked]: true, [disabled]: false, [none]: false })
+    for (const userId of [hooked, disabled, none]) await db().query(`insert into tasks (user_id, title) values ($1, 'after')`, [userId])
+    expect((await db().query('select user_id as "userId", type from webhook_events')).rows).toEqual([{ userId: hooked, type: 'task.upsert' }])
+  })
+})

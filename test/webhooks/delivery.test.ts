@@ -136,6 +136,8 @@ describe.each(testDatabases)('webhook deliveries on $name', (target) => {
     const disabled = (await t.inject({ url: `/api/v1/webhooks/${hook.id}`, headers: alice.headers })).json()
     expect(disabled).toMatchObject({ enabled: false, disabledReason: expect.stringContaining('answered 500'), disabledAt: expect.any(String) })
     expect(receiver.on('/down')).toHaveLength(4) // 1 + the 3 retries, then nothing more
+    const [owner] = await t.database.query<{ hooked: boolean }>({ name: 'hooked', text: 'select webhooks_enabled as hooked from users where id = $1' }, [alice.id])
+    expect(owner!.hooked).toBe(false) // the write below is not even offered to the outbox
     // While disabled nothing is recorded; a test is refused.
     await t.createTask(alice, { title: 'Missed on purpose' })
     expectProblem(await t.inject({ method: 'POST', url: `/api/v1/webhooks/${hook.id}/test`, headers: alice.headers }), 409)

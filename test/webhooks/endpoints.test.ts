@@ -49,6 +49,37 @@ describe.each(testDatabases)('webhook endpoints on $name', (target) => {
     expectProblem(await t.inject({ url, headers: alice.headers }), 404)
   })
 
+  it('queues the owner\'s writes from the very next one after each route that creates, disables, enables or deletes an endpoint', async () => {
+    const alice = await t.signUp()
+    /** Whether the user's row says they have an enabled endpoint, and whether a task written now was queued. */
+    const next = async () => {
+      const task = await t.createTask(alice, { title: 'Next' })
+      const [user] = await t.database.query<{ hooked: boolean, queued: boolean }>({ name: 'hooked_and_queued', text: `select u.webhooks_enabled as hooked,
+        exists (select 1 from webhook_events e where e.user_id = u.id and e.snapshot->>'id' = $2) as queued from users u where u.id = $1` }, [alice.id, task.id])
+      return user
+    }
+    const change = async (method: 'PATCH' | 'DELETE', id: string, payload?: Record<string, unknown>) =>
+      expect((await t.inject({ method, url: `/api/v1/webhooks/${id}`, headers: alice.headers, payload })).statusCode).toBeLessThan(300)
+    // .invalid never resolves: what is queued stays queued (each attempt fails).
+    expect(await next()).toEqual({ hooked: false, queued: false })
+    const first = await createWebhook(t, alice, { url: 'https://hooks.invalid/first', events: ['task.upsert'] })
+    expect(await next()).toEqual({ hooked: true, queued: true })
+    await change('PATCH', first.id, { enabled: false })
+    expect(await next()).toEqual({ hooked: false, queued: false })
+    await change('PATCH', first.id, { enabled: true })
+    expect(await next()).toEqual({ hooked: true, queued: true })
+    const second = await createWebhook(t, alice, { url: 'https://hooks.invalid/second', events: ['task.upsert'] })
+    await change('PATCH', second.id, { enabled: false })
+    expect(await next()).toEqual({ hooked: true, queued: true }) // the first still listens
+    await change('DELETE', first.id)
+    expect(await next()).toEqual({ hooked: false, queued: false })
+    await change('PATCH', second.id, { description: 'no change of enabled' })
+    expect(await next()).toEqual({ hooked: false, queued: false })
+    await change('PATCH', second.id, { enabled: true })
+    await change('DELETE', second.id)
+    expect(await next()).toEqual({ hooked: false, queued: false })
+  })
+
   it('holds at most 10 endpoints per user, under concurrent creates too (the 11th is a 409)', async () => {
     const alice = await t.signUp()
     const answers = await Promise.all(Array.from({ length: 14 }, (_, i) =>
