@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads'
 import type { Database } from './database.js'
+import { SEED_DIR, type Created } from './embedded-seed.js'
 import { NOTIFY_EACH } from './shared.js'
 import type { Sql } from './sql.js'
 
@@ -18,7 +19,7 @@ export type Response =
   | { id: number, result: unknown }
   | { id: number, error: { message: string, code?: string, severity?: string } }
   | { notify: string, payload: string }
-  | { ready: true }
+  | { ready: true, created?: Created }
 
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never
 
@@ -31,6 +32,17 @@ export interface WorkerOptions {
    * (1-1.5 s against 10 s measured on a busy 2-core machine).
    */
   template?: Uint8Array
+  /** A data directory without a database starts as a copy of this one (embedded-seed.ts); none: initdb. */
+  seed?: string
+}
+
+export interface EmbeddedOptions {
+  /** See WorkerOptions. */
+  template?: Uint8Array
+  /** The migrated data directory an empty `dataDir` starts as a copy of: SEED_DIR unless given; null for initdb. */
+  seed?: string | null
+  /** Told how, when the open found no database in `dataDir` and made one. */
+  created?: (how: Created) => void
 }
 
 /** Thrown for every request once the database thread has stopped; answered 503 (see problem.ts). */
@@ -52,8 +64,8 @@ function spawnWorker (options: WorkerOptions): Worker {
  * Opens PGlite on `dataDir` (created if missing; in memory when undefined) in a thread of its own.
  * Resolves once it is open.
  */
-export async function openEmbedded (dataDir: string | undefined, { template }: { template?: Uint8Array } = {}): Promise<Database> {
-  const database = startEmbedded(dataDir, template)
+export async function openEmbedded (dataDir: string | undefined, options: EmbeddedOptions = {}): Promise<Database> {
+  const database = startEmbedded(dataDir, options)
   await database.ping()
   return database
 }
@@ -63,8 +75,8 @@ export async function openEmbedded (dataDir: string | undefined, { template }: {
  * order they were made, and all reject if it fails to open. Opening takes about a second, which the
  * server spends loading and building the app instead of waiting.
  */
-export function startEmbedded (dataDir: string | undefined, template?: Uint8Array): Database {
-  const worker = spawnWorker({ dataDir, template })
+export function startEmbedded (dataDir: string | undefined, { template, seed = SEED_DIR, created }: EmbeddedOptions = {}): Database {
+  const worker = spawnWorker({ dataDir, template, seed: seed ?? undefined })
   const pending = new Map<number, { resolve: (value: unknown) => void, reject: (error: Error) => void }>()
   const listeners = new Map<string, Set<(payload: string) => void>>()
   let nextId = 1
@@ -78,7 +90,10 @@ export function startEmbedded (dataDir: string | undefined, template?: Uint8Arra
 
   const ready = new Promise<void>((resolve, reject) => {
     worker.on('message', (message: Response) => {
-      if ('ready' in message) return resolve()
+      if ('ready' in message) {
+        if (message.created) created?.(message.created)
+        return resolve()
+      }
       if ('notify' in message) {
         for (const listener of listeners.get(message.notify) ?? []) listener(message.payload)
         return
