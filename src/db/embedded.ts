@@ -72,7 +72,7 @@ export async function openEmbedded (dataDir: string | undefined, options: Embedd
 
 /**
  * Starts opening PGlite in its thread and returns at once: calls made meanwhile wait for it, in the
- * order they were made, and all reject if it fails to open. Opening takes about a second, which the
+ * order they were made, and all reject with the cause if it fails to open. Opening takes about a second, which the
  * server spends loading and building the app instead of waiting.
  */
 export function startEmbedded (dataDir: string | undefined, { template, seed = SEED_DIR, created }: EmbeddedOptions = {}): Database {
@@ -82,41 +82,38 @@ export function startEmbedded (dataDir: string | undefined, { template, seed = S
   let nextId = 1
   let stopped: Error | undefined
 
+  let open = false
   const stop = (error: Error) => {
     stopped ??= error
-    for (const { reject } of pending.values()) reject(closedError())
+    // Before the database opened, what failed is the open: every call made meanwhile says why.
+    for (const { reject } of pending.values()) reject(open ? closedError() : error)
     pending.clear()
   }
 
-  const ready = new Promise<void>((resolve, reject) => {
-    worker.on('message', (message: Response) => {
-      if ('ready' in message) {
-        if (message.created) created?.(message.created)
-        return resolve()
-      }
-      if ('notify' in message) {
-        for (const listener of listeners.get(message.notify) ?? []) listener(message.payload)
-        return
-      }
-      const waiter = pending.get(message.id)
-      if (!waiter) return
-      pending.delete(message.id)
-      if ('error' in message) waiter.reject(Object.assign(new Error(message.error.message), message.error))
-      else waiter.resolve(message.result)
-    })
-    worker.on('error', (error) => { stop(error); reject(error) })
-    worker.on('exit', (code) => {
-      const error = new Error(`the embedded database thread exited (code ${code})`)
-      stop(error)
-      reject(error)
-    })
+  worker.on('message', (message: Response) => {
+    if ('ready' in message) {
+      open = true
+      if (message.created) created?.(message.created)
+      return
+    }
+    if ('notify' in message) {
+      for (const listener of listeners.get(message.notify) ?? []) listener(message.payload)
+      return
+    }
+    const waiter = pending.get(message.id)
+    if (!waiter) return
+    pending.delete(message.id)
+    if ('error' in message) waiter.reject(Object.assign(new Error(message.error.message), message.error))
+    else waiter.resolve(message.result)
   })
-  let open = false
-  ready.then(() => { open = true }, () => {}) // a failure to open reaches every call below
+  worker.on('error', (error) => stop(error))
+  worker.on('exit', (code) => stop(new Error(`the embedded database thread exited (code ${code})`)))
 
+  // Posted at once, before the thread has opened the database too: it takes them in order once open.
+  // Held here until its ready message, the server's migrate waited for this thread, busy loading the
+  // app, to hear it: 50-950 ms between the open and the migration (issue 21).
   const call = <T>(request: WithoutId<Request>): Promise<T> => {
-    if (!open) return ready.then(() => call<T>(request))
-    if (stopped) return Promise.reject(closedError())
+    if (stopped) return Promise.reject(open ? closedError() : stopped)
     const id = nextId++
     return new Promise<T>((resolve, reject) => {
       pending.set(id, { resolve: resolve as (value: unknown) => void, reject })
