@@ -6,7 +6,7 @@
 // Then the embedded database's seed (src/db/embedded-seed.ts), which a first start copies instead of
 // running initdb: made again when a migration or the lock file (PGlite's version) is newer.
 import { spawnSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -58,6 +58,9 @@ if (force || Math.max(newest(join(root, 'src', 'db', 'migrations')), modified(jo
     const database = await openEmbedded(partial, { seed: null })
     await database.migrate()
     await database.close()
+    // Readable by whoever starts the server (mkdtemp makes it private): an image built as root
+    // and run as another user would otherwise start with initdb.
+    chmodSync(partial, 0o755)
     rmSync(seed, { recursive: true, force: true })
     renameSync(partial, seed)
     utimesSync(seed, startedAt, startedAt)
