@@ -41,7 +41,7 @@ export default async function setup (project: TestProject): Promise<() => void> 
 async function pgliteTemplate (root: string): Promise<string> {
   const dir = join(root, 'seed-copy')
   mkdirSync(dir)
-  if (!await copySeed(SEED_DIR, dir)) throw new Error(`the build made no embedded seed at ${SEED_DIR}`)
+  if (!copySeed(SEED_DIR, dir)) throw new Error(`the build made no embedded seed at ${SEED_DIR}`)
   const db = await PGlite.create(dir, { extensions: { pg_trgm } })
   try {
     await migrate(drizzle({ client: db }), { migrationsFolder })

@@ -1,5 +1,4 @@
-import { existsSync } from 'node:fs'
-import { copyFile, cp } from 'node:fs/promises'
+import { copyFileSync, cpSync, existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -26,11 +25,13 @@ export type Created = 'seed' | 'initdb'
  * Copies the seed into `dataDir` (existing, without PG_VERSION); false when there is no seed.
  * PG_VERSION, which PGlite reads as "a database is here", is copied last: a start killed during the
  * copy leaves a directory the next start copies into again, never a partial database it would open.
+ * Synchronous, in the database's thread, which has nothing else to do yet: 1,075 files took 240-320
+ * ms of CPU this way and 525-580 ms with fs.promises.cp.
  */
-export async function copySeed (seed: string, dataDir: string): Promise<boolean> {
+export function copySeed (seed: string, dataDir: string): boolean {
   const version = join(resolve(seed), 'PG_VERSION')
   if (!existsSync(version)) return false
-  await cp(seed, dataDir, { recursive: true, filter: (source) => resolve(source) !== version })
-  await copyFile(version, join(dataDir, 'PG_VERSION'))
+  cpSync(seed, dataDir, { recursive: true, filter: (source) => resolve(source) !== version })
+  copyFileSync(version, join(dataDir, 'PG_VERSION'))
   return true
 }

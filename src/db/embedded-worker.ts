@@ -24,7 +24,7 @@ let created: Created | undefined
 if (dataDir !== undefined) {
   await mkdir(dataDir, { recursive: true })
   // A first start: a copy of the migrated seed, or (without one) PGlite's initdb when it opens.
-  if (!existsSync(join(dataDir, 'PG_VERSION'))) created = seed !== undefined && await copySeed(seed, dataDir) ? 'seed' : 'initdb'
+  if (!existsSync(join(dataDir, 'PG_VERSION'))) created = seed !== undefined && copySeed(seed, dataDir) ? 'seed' : 'initdb'
 }
 /**
  * PostgreSQL's memory settings, for one process serving one app (issue 21). initdb sizes a server

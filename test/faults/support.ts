@@ -53,7 +53,7 @@ export const removeDir = (dir: string | undefined) => dir ? rm(dir, { recursive:
  */
 export async function seededDataDir (prefix: string): Promise<string> {
   const dir = await tempDir(prefix)
-  if (!await copySeed(SEED_DIR, dir)) throw new Error(`no embedded seed at ${SEED_DIR}: the global setup builds it`)
+  if (!copySeed(SEED_DIR, dir)) throw new Error(`no embedded seed at ${SEED_DIR}: the global setup builds it`)
   return dir
 }
 
