@@ -3,13 +3,16 @@
 // changed, which cost ~7 s on every start (issue 10); this check costs a few milliseconds.
 // `npm run build` runs it with --force: it compiles whatever the times say and stamps the build the
 // same way, so the `npm start` after it does not compile again.
+// Then the embedded database's seed (src/db/embedded-seed.ts), which a first start copies instead of
+// running initdb: made again when a migration or the lock file (PGlite's version) is newer.
 import { spawnSync } from 'node:child_process'
-import { readdirSync, statSync, utimesSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const stamp = join(root, 'dist', '.tsbuildinfo')
+const seed = join(root, 'dist', 'embedded-seed')
 
 /** The newest modification time under `dir`, in milliseconds. */
 function newest (dir) {
@@ -22,8 +25,12 @@ function newest (dir) {
 }
 
 const force = process.argv.includes('--force')
-let built = 0
-try { built = statSync(stamp).mtimeMs } catch { /* never built */ }
+/** A file's modification time; 0 when it does not exist. */
+const modified = (path) => {
+  try { return statSync(path).mtimeMs } catch { return 0 }
+}
+
+const built = modified(stamp)
 const sources = Math.max(newest(join(root, 'src')), ...['tsconfig.json', 'tsconfig.build.json', 'package-lock.json']
   .map((file) => statSync(join(root, file)).mtimeMs))
 if (force || sources > built) {
@@ -37,4 +44,27 @@ if (force || sources > built) {
   // tsc leaves its build info alone when the output would not change (a file touched, not edited).
   // Stamped with the start: a source saved while tsc ran is newer, and makes the next start build.
   utimesSync(stamp, startedAt, startedAt)
+}
+
+const seeded = modified(seed)
+if (force || Math.max(newest(join(root, 'src', 'db', 'migrations')), modified(join(root, 'package-lock.json'))) > seeded) {
+  if (!force) console.error(seeded === 0 ? 'making the embedded database seed...' : 'migrations changed since the seed was made; making it again...')
+  const startedAt = new Date()
+  // Made by the server's own code, in a directory beside it, then renamed into place: a seed is
+  // whole or absent (a first start without one runs initdb).
+  const { openEmbedded } = await import('../dist/db/embedded.js')
+  const partial = mkdtempSync(`${seed}.partial-`)
+  try {
+    const database = await openEmbedded(partial, { seed: null })
+    await database.migrate()
+    await database.close()
+    // Readable by whoever starts the server (mkdtemp makes it private): an image built as root
+    // and run as another user would otherwise start with initdb.
+    chmodSync(partial, 0o755)
+    rmSync(seed, { recursive: true, force: true })
+    renameSync(partial, seed)
+    utimesSync(seed, startedAt, startedAt)
+  } finally {
+    rmSync(partial, { recursive: true, force: true })
+  }
 }

@@ -18,10 +18,10 @@ async function freePort (): Promise<number> {
   })
 }
 
-async function start (dataDir: string, port?: number): Promise<Server> {
-  const p = port ?? await freePort()
+async function start (dataDir: string, { logLevel = 'warn' } = {}): Promise<Server> {
+  const p = await freePort()
   const child = spawn(process.execPath, ['dist/server.js'], {
-    env: { ...process.env, DATA_DIR: dataDir, PORT: String(p), HOST: '127.0.0.1', LOG_LEVEL: 'warn', DATABASE_URL: '', JWT_SECRET: '' },
+    env: { ...process.env, DATA_DIR: dataDir, PORT: String(p), HOST: '127.0.0.1', LOG_LEVEL: logLevel, DATABASE_URL: '', JWT_SECRET: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let output = ''
@@ -56,11 +56,14 @@ describe('the server process on the embedded database', () => {
     if (dataDir) await rm(dataDir, { recursive: true, force: true })
   })
 
-  it('refuses a second process on the same DATA_DIR, drains on SIGTERM, and keeps the data', async () => {
+  it('starts on an empty DATA_DIR from the seed, refuses a second process on it, drains on SIGTERM, and keeps the data', async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'taskbase-server-'))
-    const first = await start(dataDir)
+    const first = await start(dataDir, { logLevel: 'info' })
     started.push(first)
     await waitUntilUp(first)
+    // A copy of the build's migrated seed, not PGlite's initdb (src/db/embedded-seed.ts). Log lines
+    // reach standard output within a second (http/logging.ts).
+    await expect.poll(first.output, { timeout: 5_000 }).toMatch(/"created":"seed","msg":"taskbase is ready"/)
     const base = `http://127.0.0.1:${first.port}/api/v1`
     const json = { 'content-type': 'application/json' }
     const reg = await fetch(`${base}/auth/register`, { method: 'POST', headers: json, body: JSON.stringify({ email: 'owner@example.com', password: 'correct horse battery' }) })
@@ -81,9 +84,10 @@ describe('the server process on the embedded database', () => {
     expect(await within(first.exited, 10_000)).toBe(0)
     expect(existsSync(join(dataDir, 'taskbase.lock'))).toBe(false)
 
-    const again = await start(dataDir)
+    const again = await start(dataDir, { logLevel: 'info' })
     started.push(again)
     await waitUntilUp(again)
+    await expect.poll(again.output, { timeout: 5_000 }).toMatch(/"dataDir":"[^"]+","msg":"taskbase is ready"/) // kept: nothing created
     // The signing secret was kept in DATA_DIR, so the old access token still works.
     const list = await fetch(`http://127.0.0.1:${again.port}/api/v1/tasks`, { headers: auth })
     expect(list.status).toBe(200)

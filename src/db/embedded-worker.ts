@@ -6,18 +6,26 @@
  * first come first served, so no request can be passed over for ever.
  */
 import { parentPort, workerData } from 'node:worker_threads'
+import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
 import { PGlite, type Transaction } from '@electric-sql/pglite'
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm'
 import { drizzle } from 'drizzle-orm/pglite'
 import { migrate } from 'drizzle-orm/pglite/migrator'
 import type { Request, Response, WorkerOptions } from './embedded.js'
+import { copySeed, type Created } from './embedded-seed.js'
 import { migrationsFolder, typeParsers } from './shared.js'
 
 const port = parentPort!
-const { dataDir, template } = workerData as WorkerOptions
+const { dataDir, template, seed } = workerData as WorkerOptions
 
-if (dataDir !== undefined) await mkdir(dataDir, { recursive: true })
+let created: Created | undefined
+if (dataDir !== undefined) {
+  await mkdir(dataDir, { recursive: true })
+  // A first start: a copy of the migrated seed, or (without one) PGlite's initdb when it opens.
+  if (!existsSync(join(dataDir, 'PG_VERSION'))) created = seed !== undefined && copySeed(seed, dataDir) ? 'seed' : 'initdb'
+}
 /**
  * PostgreSQL's memory settings, for one process serving one app (issue 21). initdb sizes a server
  * for 100 connections with 128 MB of shared buffers; inside PGlite every page of those is WASM
@@ -106,4 +114,4 @@ port.on('message', (request: Request) => {
     (error: unknown) => reply({ id: request.id, error: errorFields(error) }),
   )
 })
-reply({ ready: true })
+reply({ ready: true, ...(created && { created }) })

@@ -1,13 +1,16 @@
 import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js'
 import type { CountMore } from '../limits/rate-limit.js'
 import { badRequest, type Problem } from '../http/problem.js'
 import { errorResponses } from '../http/schemas.js'
 import type { McpService } from './server.js'
 
-/** The protocol versions a client may initialize with, newest first (the SDK's list). */
-export const PROTOCOL_VERSIONS: readonly string[] = SUPPORTED_PROTOCOL_VERSIONS
+/**
+ * The protocol versions a client may initialize with, newest first: the SDK's
+ * SUPPORTED_PROTOCOL_VERSIONS, written out so that the route's description needs no SDK at start
+ * (server.ts loads it on the first request). test/mcp/http.test.ts keeps the two equal.
+ */
+export const PROTOCOL_VERSIONS: readonly string[] = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05', '2024-10-07']
 
 const METADATA_PATH = '/.well-known/oauth-protected-resource/mcp'
 

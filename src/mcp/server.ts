@@ -1,11 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { TSchema } from '@fastify/type-provider-typebox'
-// The low-level Server, not McpServer: McpServer takes zod schemas only, and would need a second
-// copy of the REST rules; this one publishes and applies the TypeBox schemas the routes use.
-import { Server } from '@modelcontextprotocol/sdk/server/index.js'
-import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js'
-import { CallToolRequestSchema, ListToolsRequestSchema, type CallToolResult, type ListToolsResult } from '@modelcontextprotocol/sdk/types.js'
-import { AjvJsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/ajv'
+import type { CallToolResult, ListToolsResult } from '@modelcontextprotocol/sdk/types.js'
 import { describeError, toProblem } from '../http/errors.js'
 import { findUnstorableText } from '../http/input-guard.js'
 import { badRequest, ProblemType, type FieldError, type Problem } from '../http/problem.js'
@@ -88,11 +83,38 @@ export interface McpService {
   handle (request: Request, body: unknown, userId: string, log: FastifyBaseLogger): Promise<Response>
 }
 
+/**
+ * The SDK, loaded by the first MCP request rather than at start: its modules (zod and every schema of
+ * the protocol among them, some 170 files) cost the start ~200 ms of CPU and ~20 MB that a server
+ * nobody's agent calls never uses (issue 21).
+ */
+async function loadSdk () {
+  // The low-level Server, not McpServer: McpServer takes zod schemas only, and would need a second
+  // copy of the REST rules; this one publishes and applies the TypeBox schemas the routes use.
+  const [{ Server }, { WebStandardStreamableHTTPServerTransport }, { CallToolRequestSchema, ListToolsRequestSchema }, { AjvJsonSchemaValidator }] =
+    await Promise.all([
+      import('@modelcontextprotocol/sdk/server/index.js'),
+      import('@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js'),
+      import('@modelcontextprotocol/sdk/types.js'),
+      import('@modelcontextprotocol/sdk/validation/ajv'),
+    ])
+  // Made once: the Server would otherwise build an Ajv instance per request (it is only used to
+  // check what a client answers to server requests, which a stateless server never sends).
+  const jsonSchemaValidator = new AjvJsonSchemaValidator()
+  return { Server, WebStandardStreamableHTTPServerTransport, CallToolRequestSchema, ListToolsRequestSchema, jsonSchemaValidator }
+}
+
 export function mcpService (tools: Tool[]): McpService {
   const compile = validatorCompiler()
   // Arguments are JSON, typed as they are sent: validated like a request body (no coercion, no
-  // unknown field), with the same messages.
-  const validators = new Map(tools.map((tool) => [tool.name, compile({ schema: tool.input, httpPart: 'body' })]))
+  // unknown field), with the same messages. Compiled at a tool's first call: all nine at start cost
+  // ~75 ms of CPU (issue 21).
+  const validators = new Map<string, ReturnType<typeof compile>>()
+  const validatorOf = (tool: Tool) => {
+    let validate = validators.get(tool.name)
+    if (validate === undefined) validators.set(tool.name, validate = compile({ schema: tool.input, httpPart: 'body' }))
+    return validate
+  }
   const byName = new Map(tools.map((tool) => [tool.name, tool]))
   const toolList: ListToolsResult = {
     tools: tools.map((tool) => ({
@@ -103,9 +125,7 @@ export function mcpService (tools: Tool[]): McpService {
       annotations: tool.annotations,
     })),
   }
-  // Made once: the Server would otherwise build an Ajv instance per request (it is only used to
-  // check what a client answers to server requests, which a stateless server never sends).
-  const jsonSchemaValidator = new AjvJsonSchemaValidator()
+  let sdk: ReturnType<typeof loadSdk> | undefined
 
   async function call (userId: string, name: string, given: Record<string, unknown> | undefined, log: FastifyBaseLogger): Promise<CallToolResult> {
     const tool = byName.get(name)
@@ -115,7 +135,7 @@ export function mcpService (tools: Tool[]): McpService {
     const args = given ?? {}
     const text = findUnstorableText(args, 'body')
     if (text) return refusal(badRequest('Text in the arguments cannot be stored as sent (a NUL character or a lone surrogate)', [text]))
-    const validate = validators.get(name)!
+    const validate = validatorOf(tool)
     if (!validate(args)) return refusal(badRequest('The arguments are not valid', fieldErrors('body', validate.errors as SchemaFailure[])))
     try {
       const result = await tool.run(userId, args)
@@ -133,6 +153,7 @@ export function mcpService (tools: Tool[]): McpService {
   return {
     toolList,
     async handle (request, body, userId, log) {
+      const { Server, WebStandardStreamableHTTPServerTransport, CallToolRequestSchema, ListToolsRequestSchema, jsonSchemaValidator } = await (sdk ??= loadSdk())
       const server = new Server(SERVER_INFO, { capabilities: { tools: {} }, instructions: INSTRUCTIONS, jsonSchemaValidator })
       server.setRequestHandler(ListToolsRequestSchema, () => toolList)
       server.setRequestHandler(CallToolRequestSchema, ({ params }) => call(userId, params.name, params.arguments, log))

@@ -1,15 +1,14 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { chownSync, existsSync, readFileSync } from 'node:fs'
-import { cp, mkdir, mkdtemp, rename, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { request as httpRequest } from 'node:http'
 import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import pg from 'pg'
-import { inject } from 'vitest'
-import { openEmbedded } from '../../src/db/client.js'
+import { copySeed, SEED_DIR } from '../../src/db/embedded-seed.js'
 import { throwawayDatabase as baseThrowawayDatabase } from '../helpers.js'
 
 /**
@@ -48,42 +47,13 @@ export async function tempDir (prefix: string, owner?: 'postgres'): Promise<stri
 export const removeDir = (dir: string | undefined) => dir ? rm(dir, { recursive: true, force: true }) : Promise.resolve()
 
 /**
- * A migrated embedded data directory, closed cleanly, made once per test run and shared by the files
- * (the first to ask builds it; the others wait for it). A fresh data directory costs PGlite's initdb,
- * several times a start on an existing one (measured at load 15: 28.5 s against 4.2 s, a copy 2.6 s).
- */
-async function embeddedTemplate (): Promise<string> {
-  const root = inject('embeddedTemplateRoot')
-  const template = join(root, 'template')
-  const building = join(root, 'building')
-  for (const deadline = Date.now() + 180_000; ; await sleep(100)) {
-    if (existsSync(template)) return template
-    try {
-      await mkdir(building) // atomic: one file builds it
-    } catch {
-      if (Date.now() > deadline) throw new Error(`no template data directory in ${root} after 180 s`)
-      continue
-    }
-    try {
-      const dir = await mkdtemp(join(root, 'partial-'))
-      const database = await openEmbedded(dir)
-      await database.migrate()
-      await database.close()
-      await rename(dir, template) // appears whole or not at all
-      return template
-    } finally {
-      await rm(building, { recursive: true, force: true })
-    }
-  }
-}
-
-/**
- * A temp data directory holding what a server's first start leaves (the schema migrated, cleanly
- * shut down) but no lock and no jwt-secret: for tests of what happens after that first start.
+ * A temp data directory holding what a server's first start leaves (a copy of the migrated seed that
+ * the build made, src/db/embedded-seed.ts) but no lock and no jwt-secret: for tests of what happens
+ * after that first start.
  */
 export async function seededDataDir (prefix: string): Promise<string> {
   const dir = await tempDir(prefix)
-  await cp(await embeddedTemplate(), dir, { recursive: true })
+  if (!copySeed(SEED_DIR, dir)) throw new Error(`no embedded seed at ${SEED_DIR}: the global setup builds it`)
   return dir
 }
 

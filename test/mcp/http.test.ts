@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Client as Client110 } from 'mcp-sdk-1.10/client/index.js'
 import { StreamableHTTPClientTransport as Transport110 } from 'mcp-sdk-1.10/client/streamableHttp.js'
+import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js'
 import { SignJWT } from 'jose'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { PROTOCOL_VERSIONS } from '../../src/mcp/routes.js'
@@ -125,6 +126,10 @@ describe.each(testDatabases)('MCP over HTTP on $name', (target) => {
       const added = await rpc(base, call(2, 'add_task', { title: `made under ${version}` }), versioned)
       expect(added.json()).toMatchObject({ jsonrpc: '2.0', id: 2, result: { structuredContent: { title: `made under ${version}` } } })
       expect(PROTOCOL_VERSIONS).toContain(version)
+    })
+
+    it('documents the versions the SDK supports, newest first', () => {
+      expect(PROTOCOL_VERSIONS).toEqual(SUPPORTED_PROTOCOL_VERSIONS)
     })
 
     it('answers an unknown version in initialize with its newest, and refuses one in MCP-Protocol-Version as a 400 problem', async () => {
