@@ -127,8 +127,15 @@ describe.each(testDatabases)('tasks CRUD on $name', (target) => {
 
     it('lists newest first and pages with an opaque cursor', async () => {
       const owner = await t.signUp()
-      const ids: string[] = []
-      for (let i = 0; i < 5; i++) ids.push((await t.createTask(owner, { title: `task ${i}` })).id)
+      const created: Array<{ id: string, createdAt: string }> = []
+      for (let i = 0; i < 5; i++) {
+        const { id, createdAt } = await t.createTask(owner, { title: `task ${i}` })
+        created.push({ id, createdAt })
+      }
+      // Newest first, by createdAt (milliseconds) and then id: two creates within one millisecond
+      // tie on the time, and the id decides, not the order they were made in.
+      const newestFirst = [...created].sort((a, b) =>
+        a.createdAt !== b.createdAt ? (a.createdAt < b.createdAt ? 1 : -1) : (a.id < b.id ? 1 : -1)).map((task) => task.id)
       const seen: string[] = []
       let cursor: string | null = null
       do {
@@ -139,7 +146,7 @@ describe.each(testDatabases)('tasks CRUD on $name', (target) => {
         seen.push(...page.json().items.map((i: { id: string }) => i.id))
         cursor = page.json().nextCursor
       } while (cursor)
-      expect(seen).toEqual([...ids].reverse())
+      expect(seen).toEqual(newestFirst)
     })
   })
 })
