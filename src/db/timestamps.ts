@@ -59,7 +59,6 @@ export function toStoredTime (text: string): string {
   return result.iso
 }
 
-const POSTGRES_UTC = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?\+00$/
 const POSTGRES_ANY = /^(\d{4,})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?:([+-])(\d{2})(?::(\d{2}))?(?::(\d{2}))?)?( BC)?$/
 
 /**
@@ -77,11 +76,6 @@ export function timeFromPostgres (text: string): string {
     text.endsWith('+00') && (length === 22 || text.charCodeAt(19) === 46)) {
     const fraction = length === 22 ? '000' : length >= 26 ? text.slice(20, 23) : text.slice(20, length - 3).padEnd(3, '0')
     return `${text.slice(0, 10)}T${text.slice(11, 19)}.${fraction}Z`
-  }
-  const utc = POSTGRES_UTC.exec(text)
-  if (utc) {
-    // The common case (session time zone UTC): rearranging the text is exact and cheap.
-    return `${utc[1]}-${utc[2]}-${utc[3]}T${utc[4]}:${utc[5]}:${utc[6]}.${(utc[7] ?? '').slice(0, 3).padEnd(3, '0')}Z`
   }
   const m = POSTGRES_ANY.exec(text)
   if (!m) {
