@@ -56,7 +56,7 @@ DECLARE
   hooked boolean;
 BEGIN
   IF state IS NOT NULL AND state[1] = owner::text THEN
-    -- The owner's row was updated earlier in this transaction, and the list has them if hooked.
+    -- The owner's row was updated earlier in this transaction, which set taskbase.hooked if they have an endpoint.
     next_seq := state[2]::bigint + 1;
     PERFORM set_config('taskbase.changes', concat_ws(',', owner, next_seq, state[3]::int + counted, 'dirty'), true);
     RETURN next_seq;
