@@ -1,4 +1,5 @@
-import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
 import { emailTaken, refreshTokenReused, sessionEnded, unauthorized } from '../http/problem.js'
 import { errorResponses, sendEmpty } from '../http/schemas.js'
 import type { UserQueries } from '../users/queries.js'

@@ -1,4 +1,4 @@
-import { Type } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
 import { Email, Password, USER_EXAMPLE, UserJson, UserName } from '../users/schemas.js'
 
 export const RegisterBody = Type.Object({

@@ -1,4 +1,5 @@
-import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
 import { MAX_PAGE_BYTES } from '../http/page-size.js'
 import { problemErrorHandler } from '../http/errors.js'
 import { forbidden, notFound, Problem } from '../http/problem.js'

@@ -1,4 +1,5 @@
-import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
 import { tooManyStreams, unauthorized } from '../http/problem.js'
 import { errorResponses } from '../http/schemas.js'
 import type { SyncCursors } from '../sync/cursor.js'

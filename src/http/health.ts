@@ -1,4 +1,5 @@
-import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
 import type { Database } from '../db/client.js'
 import { databaseUnavailable } from './problem.js'
 import { errorResponses } from './schemas.js'

@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http'
-import { Type } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
 
 export interface FieldError {
   path: string

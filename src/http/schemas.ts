@@ -1,5 +1,5 @@
 import type { FastifyReply } from 'fastify'
-import { Type, type Static, type TSchema } from '@fastify/type-provider-typebox'
+import { Type, type Static, type TSchema } from 'typebox'
 import { ProblemJson } from './problem.js'
 
 export const Uuid = Type.String({ format: 'uuid' })

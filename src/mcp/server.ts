@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { TSchema } from '@fastify/type-provider-typebox'
+import type { TSchema } from 'typebox'
 import type { CallToolResult, ListToolsResult } from '@modelcontextprotocol/sdk/types.js'
 import { describeError, toProblem } from '../http/errors.js'
 import { findUnstorableText } from '../http/input-guard.js'

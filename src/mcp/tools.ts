@@ -1,4 +1,4 @@
-import { Type, type Static, type TProperties, type TSchema } from '@fastify/type-provider-typebox'
+import { Type, type Static, type TProperties, type TSchema } from 'typebox'
 import { badRequest, notFound } from '../http/problem.js'
 import { Uuid } from '../http/schemas.js'
 import type { ProjectQueries } from '../projects/queries.js'

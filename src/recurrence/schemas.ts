@@ -1,4 +1,4 @@
-import { Type, type Static } from '@fastify/type-provider-typebox'
+import { Type, type Static } from 'typebox'
 import { DateTime, Nullable, StringEnum, TimeZone } from '../http/schemas.js'
 
 const From = StringEnum(['due', 'completion'], {

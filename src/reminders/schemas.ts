@@ -1,4 +1,4 @@
-import { Type, type Static } from '@fastify/type-provider-typebox'
+import { Type, type Static } from 'typebox'
 import { DateTime, Nullable, Uuid } from '../http/schemas.js'
 
 /** At most this many reminders on one task. */

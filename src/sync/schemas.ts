@@ -1,4 +1,4 @@
-import { Type } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
 import { DateTime, Uuid } from '../http/schemas.js'
 import { ProjectJson } from '../projects/schemas.js'
 import { ReminderFiredJson, ReminderMissedJson } from '../reminders/schemas.js'

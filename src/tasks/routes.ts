@@ -1,4 +1,5 @@
-import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
 import type { FastifyReply } from 'fastify'
 import { etagOf, ifMatchVersions, noneMatchHits } from '../http/conditional.js'
 import { sendCreated } from '../http/created.js'

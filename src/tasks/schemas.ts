@@ -1,4 +1,4 @@
-import { Type, type Static } from '@fastify/type-provider-typebox'
+import { Type, type Static } from 'typebox'
 import { DateTime, Nullable, StringEnum, Uuid } from '../http/schemas.js'
 import { RECURRENCE_EXAMPLE, RecurrenceBody, RecurrenceJson } from '../recurrence/schemas.js'
 import { ReminderJson, RemindersBody } from '../reminders/schemas.js'

@@ -1,4 +1,5 @@
-import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
 import { hashPassword, verifyPassword } from '../auth/passwords.js'
 import type { SessionQueries } from '../auth/sessions.js'
 import { badRequest, noPassword, unauthorized, wrongPassword } from '../http/problem.js'

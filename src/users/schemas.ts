@@ -1,4 +1,4 @@
-import { Type, type Static } from '@fastify/type-provider-typebox'
+import { Type, type Static } from 'typebox'
 import { DateTime, Nullable, TimeZone, Uuid } from '../http/schemas.js'
 import type { User } from './queries.js'
 

@@ -1,4 +1,5 @@
-import { Type, type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
 import { etagOf, ifMatchVersions, noneMatchHits } from '../http/conditional.js'
 import { notFound } from '../http/problem.js'
 import { errorResponses, sendEmpty } from '../http/schemas.js'
