@@ -42,12 +42,20 @@ async function serve (config: Config): Promise<void> {
   let releaseLock = () => {}
   let database: Database
   let created: Created | undefined
+  let app: FastifyInstance | undefined
   // Each driver is loaded only where it runs: node-postgres cost the embedded server's start ~90 ms
   // of CPU and 14 MB before its database thread could even begin (issue 21).
   if (config.databaseUrl === undefined) {
     releaseLock = await lockDataDir(config.dataDir)
     const { startEmbedded } = await import('./db/embedded.js')
-    database = startEmbedded(config.dataDir, { created: (how) => { created = how } })
+    database = startEmbedded(config.dataDir, {
+      created: (how) => { created = how },
+      // A VACUUM stops every request while it runs: how long it took belongs in the log.
+      vacuumed: ({ error, ...run }) => {
+        if (error === undefined) app?.log.info(run, 'vacuumed the embedded database')
+        else app?.log.error({ ...run, message: error }, 'the embedded database failed to vacuum')
+      },
+    })
   } else {
     const { openPostgres } = await import('./db/postgres.js')
     database = await openPostgres({
@@ -66,7 +74,6 @@ async function serve (config: Config): Promise<void> {
   // took ~3.3 s.
   const migrated = database.migrate()
   migrated.catch(() => {}) // awaited below, once the app is built
-  let app: FastifyInstance
   try {
     const { buildApp } = await import('./app.js')
     const secret = await signingSecret(config, database, migrated)

@@ -16,9 +16,10 @@ import { migrate } from 'drizzle-orm/pglite/migrator'
 import type { Request, Response, WorkerOptions } from './embedded.js'
 import { copySeed, type Created } from './embedded-seed.js'
 import { migrationsFolder, typeParsers } from './shared.js'
+import { COUNTED_ROWS, VACUUM, VACUUM_SETTLE_MS, vacuumDue } from './vacuum.js'
 
 const port = parentPort!
-const { dataDir, template, seed } = workerData as WorkerOptions
+const { dataDir, template, seed, vacuum } = workerData as WorkerOptions
 
 let created: Created | undefined
 if (dataDir !== undefined) {
@@ -77,12 +78,57 @@ function begin (): Promise<number> {
   })
 }
 
+/**
+ * Autovacuum's job, which single-user PostgreSQL does not do (vacuum.ts): rows changed are counted
+ * here, and once a run is due it waits for a moment without requests (or `idleWaitMs` at most, so a
+ * server that is never idle is still vacuumed), runs, and tells the HTTP thread how long it took.
+ */
+let changedRows = 0
+let countedRows = 0
+let lastVacuum = 0
+let vacuumTimer: NodeJS.Timeout | undefined
+let handling = 0
+
+function countChanges (rows: number | undefined) {
+  if (!vacuum || !rows) return
+  changedRows += rows
+  if (vacuumTimer === undefined && vacuumDue(vacuum, changedRows, countedRows)) {
+    const due = Date.now()
+    const wait = Math.max(VACUUM_SETTLE_MS, lastVacuum + vacuum.intervalMs - due)
+    vacuumTimer = setTimeout(() => { vacuumWhenIdle(due + wait) }, wait)
+  }
+}
+
+function vacuumWhenIdle (since: number) {
+  const busy = handling > 0 || transactions.size > 0
+  if (busy && Date.now() - since < vacuum!.idleWaitMs) {
+    vacuumTimer = setTimeout(() => { vacuumWhenIdle(since) }, 100)
+    return
+  }
+  const started = performance.now()
+  const changed = changedRows
+  changedRows = 0
+  db.exec(VACUUM)
+    .then(() => db.query<{ rows: number }>(COUNTED_ROWS))
+    .then((result) => {
+      countedRows = result.rows[0]!.rows
+      reply({ vacuumed: { ms: Math.round(performance.now() - started), changed, rows: countedRows } })
+    }, (error: unknown) => {
+      if (!db.closed) reply({ vacuumed: { ms: Math.round(performance.now() - started), changed, error: errorFields(error).message } })
+    })
+    .finally(() => {
+      lastVacuum = Date.now()
+      vacuumTimer = undefined
+    })
+}
+
 async function handle (request: Request): Promise<unknown> {
   switch (request.op) {
     case 'query': {
       const target = request.tx === undefined ? db : transactions.get(request.tx)?.tx
       if (!target) throw new Error('The transaction has already ended')
       const result = await target.query(request.text, request.values as unknown[])
+      countChanges(result.affectedRows)
       return result.rows
     }
     case 'begin': return begin()
@@ -102,6 +148,8 @@ async function handle (request: Request): Promise<unknown> {
       return null
     }
     case 'close': {
+      clearTimeout(vacuumTimer)
+      vacuumTimer = undefined
       if (!db.closed) await db.close()
       return null
     }
@@ -109,7 +157,8 @@ async function handle (request: Request): Promise<unknown> {
 }
 
 port.on('message', (request: Request) => {
-  handle(request).then(
+  handling++
+  handle(request).finally(() => { handling-- }).then(
     (result) => reply({ id: request.id, result }),
     (error: unknown) => reply({ id: request.id, error: errorFields(error) }),
   )

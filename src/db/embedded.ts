@@ -4,6 +4,7 @@ import type { Database } from './database.js'
 import { SEED_DIR, type Created } from './embedded-seed.js'
 import { NOTIFY_EACH } from './shared.js'
 import type { Sql } from './sql.js'
+import { VACUUM_POLICY, type VacuumPolicy } from './vacuum.js'
 
 /** What the HTTP thread asks of the database thread (embedded-worker.ts). */
 export type Request = { id: number } & (
@@ -21,6 +22,18 @@ export type Response =
   | { id: number, error: { message: string, code?: string, severity?: string } }
   | { notify: string, payload: string }
   | { ready: true, created?: Created }
+  | { vacuumed: Vacuumed }
+
+/** A VACUUM (ANALYZE) the database thread ran by itself (vacuum.ts). */
+export interface Vacuumed {
+  ms: number
+  /** Rows changed since the run before. */
+  changed: number
+  /** Rows in the tables, as this run counted them. */
+  rows?: number
+  /** Why it failed, when it did. */
+  error?: string
+}
 
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never
 
@@ -35,6 +48,8 @@ export interface WorkerOptions {
   template?: Uint8Array
   /** A data directory without a database starts as a copy of this one (embedded-seed.ts); none: initdb. */
   seed?: string
+  /** When the database vacuums itself; undefined: never. */
+  vacuum?: VacuumPolicy
 }
 
 export interface EmbeddedOptions {
@@ -44,6 +59,10 @@ export interface EmbeddedOptions {
   seed?: string | null
   /** Told how, when the open found no database in `dataDir` and made one. */
   created?: (how: Created) => void
+  /** When the database vacuums itself (vacuum.ts): VACUUM_POLICY unless given; null: never. */
+  vacuum?: VacuumPolicy | null
+  /** Told of every VACUUM the database ran by itself. */
+  vacuumed?: (run: Vacuumed) => void
 }
 
 /** Thrown for every request once the database thread has stopped; answered 503 (see problem.ts). */
@@ -89,8 +108,8 @@ export async function openEmbedded (dataDir: string | undefined, options: Embedd
  * order they were made, and all reject with the cause if it fails to open. Opening takes about a second, which the
  * server spends loading and building the app instead of waiting.
  */
-export function startEmbedded (dataDir: string | undefined, { template, seed = SEED_DIR, created }: EmbeddedOptions = {}): Database {
-  const worker = spawnWorker({ dataDir, template, seed: seed ?? undefined })
+export function startEmbedded (dataDir: string | undefined, { template, seed = SEED_DIR, created, vacuum = VACUUM_POLICY, vacuumed }: EmbeddedOptions = {}): Database {
+  const worker = spawnWorker({ dataDir, template, seed: seed ?? undefined, vacuum: vacuum ?? undefined })
   const pending = new Map<number, { resolve: (value: unknown) => void, reject: (error: Error) => void }>()
   const listeners = new Map<string, Set<(payload: string) => void>>()
   let nextId = 1
@@ -108,6 +127,10 @@ export function startEmbedded (dataDir: string | undefined, { template, seed = S
     if ('ready' in message) {
       open = true
       if (message.created) created?.(message.created)
+      return
+    }
+    if ('vacuumed' in message) {
+      vacuumed?.(message.vacuumed)
       return
     }
     if ('notify' in message) {

@@ -1,0 +1,53 @@
+/**
+ * What the embedded database's own VACUUM (ANALYZE) costs (src/db/vacuum.ts): every request waits
+ * while it runs. A fresh data directory from the build's seed, BENCH_VACUUM_TASKS (100,000) tasks of
+ * one user, then three runs, each timed: after the insert (every row new), after an update of a fifth
+ * of the tasks (the churn that makes one due), and with nothing changed.
+ *
+ *   npm run bench:vacuum
+ *   BENCH_VACUUM_TASKS=10000 npm run bench:vacuum
+ */
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { openEmbedded } from '../src/db/client.js'
+import { statement } from '../src/db/sql.js'
+import { VACUUM } from '../src/db/vacuum.js'
+
+const TASKS = Number(process.env.BENCH_VACUUM_TASKS ?? 100_000)
+
+const INSERT_TASKS = statement(`
+insert into tasks (user_id, title, description, tags, tag_keys, priority, due_at)
+select $1::uuid, 'Task ' || g || ' about the ' || (array['report','invoice','garden','budget'])[1 + g % 4],
+       case when g % 4 = 0 then null else 'Details of task ' || g end,
+       case when g % 3 = 0 then array['Work'] else '{}' end,
+       case when g % 3 = 0 then array['work'] else '{}' end,
+       (array['none','low','medium','high']::task_priority[])[1 + g % 4],
+       case when g % 5 = 0 then null else now() + (g % 240) * interval '1 day' end
+from generate_series(1, $2::int) g`)
+
+const dir = await mkdtemp(join(tmpdir(), 'taskbase-vacuum-'))
+// Its own runs are off: this one times them.
+const database = await openEmbedded(dir, { vacuum: null })
+try {
+  await database.migrate()
+  const [user] = await database.query<{ id: string }>(statement(
+    "insert into users (email, password_hash) values ('vacuum@example.com', 'not a password hash') returning id"))
+  const started = performance.now()
+  await database.query(INSERT_TASKS, [user!.id, TASKS])
+  console.log(`inserted ${TASKS.toLocaleString('en-US')} tasks in ${((performance.now() - started) / 1000).toFixed(1)} s`)
+
+  const vacuum = async (label: string) => {
+    const t = performance.now()
+    await database.query(statement(VACUUM))
+    console.log(`${label}: VACUUM (ANALYZE) took ${Math.round(performance.now() - t)} ms`)
+  }
+  await vacuum('after the insert')
+  // The tasks without a due date: one in five.
+  await database.query(statement('update tasks set completed = true, completed_at = now() where user_id = $1 and due_at is null'), [user!.id])
+  await vacuum('after updating a fifth of the tasks')
+  await vacuum('with nothing changed')
+} finally {
+  await database.close()
+  await rm(dir, { recursive: true, force: true })
+}
