@@ -20,14 +20,24 @@ import { completingSubtree, likePattern, parameters, SORT_SPECS, SUBTREE, TASK_C
 const FIND = statement(`select ${TASK_COLUMNS} from tasks t where t.user_id = $1 and t.id = $2`)
 const EXISTS = statement('select 1 as found from tasks t where t.user_id = $1 and t.id = $2')
 /**
- * Inserts unless the user already holds $8 tasks (users.task_count, kept by the triggers, migration
- * 0009). The count is read with the user's row locked: the insert's trigger updates that row anyway,
- * and a count read before the lock let concurrent creates pass the cap (60 at once stored up to 29
- * of 10 on PostgreSQL). Locked first, each create reads the count the previous one committed.
+ * Inserts unless the user already holds $11 tasks (users.task_count, migration 0009). The owner's row
+ * is updated first, in the CTE: its WHERE checks the cap on the row locked, so concurrent creates
+ * take turns and each sees the count the previous one committed (checked before the lock, 60 at once
+ * stored up to 29 of 10 on PostgreSQL). The same UPDATE takes the task's seq, which the stamp trigger
+ * then leaves alone (migration 0020), and leaves the transaction's settings as taskbase_next_seq
+ * would: the owner's last seq, clean, and `taskbase.hooked` on when the owner has a webhook endpoint.
  */
-const INSERT = statement(`insert into tasks as t (user_id, title, description, priority, due_at, tags, tag_keys, recurrence, due_local, reminders)
-  select $1, $2, $3, $4::task_priority, $5::timestamptz, $6::text[], $7::text[], $8::jsonb, $9::timestamp, $10::jsonb
-  where (select u.task_count from users u where u.id = $1 for no key update) < $11
+export const INSERT = statement(`with owner as (
+    update users u set change_seq = u.change_seq + 1, task_count = u.task_count + 1
+    where u.id = $1 and u.task_count < $11
+    returning u.change_seq,
+      set_config('taskbase.changes', concat_ws(',', u.id, u.change_seq, 0, 'clean'), true) as changes,
+      case when u.webhooks_enabled then set_config('taskbase.hooked', 'on', true) end as hooked
+  )
+  insert into tasks as t (user_id, title, description, priority, due_at, tags, tag_keys, recurrence, due_local, reminders, seq, position)
+  select $1, $2, $3, $4::task_priority, $5::timestamptz, $6::text[], $7::text[], $8::jsonb, $9::timestamp, $10::jsonb,
+    owner.change_seq, taskbase_last_key(owner.change_seq)
+  from owner
   returning ${TASK_COLUMNS}`)
 /**
  * Inserts in a project or under a parent, which must be the user's: the subtask takes its parent's

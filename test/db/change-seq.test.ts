@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { Database } from '../../src/db/client.js'
 import { statement, type Sql } from '../../src/db/sql.js'
+import { INSERT } from '../../src/tasks/queries.js'
 import { testDatabases } from '../helpers.js'
 
 /**
@@ -131,6 +132,35 @@ describe.each(testDatabases)('change seqs of statements that write many rows on 
       await tx.query(statement(`insert into tasks (user_id, title) values ($1, 'after')`), [owner])
     })
     expect(await queued(owner)).toHaveLength(1)
+  })
+
+  it('numbers a create that takes its own seq (POST /tasks) in turn with the writes the trigger numbers', async () => {
+    const [alice, bob] = [await newUser(), await newUser()]
+    await addEndpoint(alice)
+    // The create's own statement, as taskQueries sends it: title, no fields, the cap (migration 0020).
+    const create = (on: Sql, userId: string, title: string) =>
+      on.query(INSERT, [userId, title, null, 'none', null, [], [], null, null, '[]', 1_000])
+    await create(database, alice, 'first')
+    await database.transaction(async (tx) => {
+      await tx.query(statement(`insert into tasks (user_id, title) select $1, 'bulk ' || g from generate_series(1, 3) g`), [alice])
+      await create(tx, alice, 'after the bulk insert')
+      await tx.query(statement("update tasks set completed = true where user_id = $1 and title like 'bulk%'"), [alice])
+      await create(tx, bob, 'bob in between')
+      await create(tx, alice, 'after bob')
+      await tx.query(statement("delete from tasks where user_id = $1 and title = 'bulk 1'"), [alice])
+      await create(tx, alice, 'after the delete')
+    })
+    // Creates 1, 5, 9 and 11; the bulk insert 2-4, updated as 6-8; the delete's tombstone 10.
+    const state = await log(alice)
+    expect(state.seqs).toEqual([1, 5, 7, 8, 9, 10, 11])
+    expectWhole(state)
+    expectWhole(await log(bob))
+    // Its position is the last of the inbox, made from its seq as the trigger makes it.
+    expect(await sql(`select position from tasks where user_id = $1 and title = 'after the delete'`, [alice]))
+      .toEqual([{ position: 'aB' }])
+    // Alice's creates were queued for her endpoint, as the trigger's writes are; bob's were not.
+    expect(await queued(alice)).toEqual([...[1, 2, 3, 4, 5, 6, 7, 8, 9].map((seq) => `task.upsert ${seq}`), 'task.delete 10', 'task.upsert 11'])
+    expect(await queued(bob)).toEqual([])
   })
 
   /**
