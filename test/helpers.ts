@@ -16,7 +16,7 @@ export interface TestDatabase {
 
 /** The run's migrated PGlite (global-setup.ts), read once per file; none outside vitest's runs. */
 let template: Promise<Uint8Array | undefined> | undefined
-const pgliteTemplate = () => template ??= (async () => {
+export const pgliteTemplate = () => template ??= (async () => {
   const file = inject('pgliteTemplate')
   return file ? new Uint8Array(await readFile(file)) : undefined
 })()

@@ -50,6 +50,8 @@ export interface WorkerOptions {
   seed?: string
   /** When the database vacuums itself; undefined: never. */
   vacuum?: VacuumPolicy
+  /** How many statements stay prepared at most (embedded-worker.ts); the least recently run goes first. */
+  maxPrepared?: number
 }
 
 export interface EmbeddedOptions {
@@ -63,6 +65,8 @@ export interface EmbeddedOptions {
   vacuum?: VacuumPolicy | null
   /** Told of every VACUUM the database ran by itself. */
   vacuumed?: (run: Vacuumed) => void
+  /** See WorkerOptions. */
+  maxPrepared?: number
 }
 
 /** Thrown for every request once the database thread has stopped; answered 503 (see problem.ts). */
@@ -108,8 +112,9 @@ export async function openEmbedded (dataDir: string | undefined, options: Embedd
  * order they were made, and all reject with the cause if it fails to open. Opening takes about a second, which the
  * server spends loading and building the app instead of waiting.
  */
-export function startEmbedded (dataDir: string | undefined, { template, seed = SEED_DIR, created, vacuum = VACUUM_POLICY, vacuumed }: EmbeddedOptions = {}): Database {
-  const worker = spawnWorker({ dataDir, template, seed: seed ?? undefined, vacuum: vacuum ?? undefined })
+export function startEmbedded (dataDir: string | undefined,
+  { template, seed = SEED_DIR, created, vacuum = VACUUM_POLICY, vacuumed, maxPrepared }: EmbeddedOptions = {}): Database {
+  const worker = spawnWorker({ dataDir, template, seed: seed ?? undefined, vacuum: vacuum ?? undefined, maxPrepared })
   const pending = new Map<number, { resolve: (value: unknown) => void, reject: (error: Error) => void }>()
   const listeners = new Map<string, Set<(payload: string) => void>>()
   let nextId = 1
