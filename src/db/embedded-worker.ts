@@ -82,6 +82,8 @@ function joined (...messages: Uint8Array[]): Uint8Array {
  */
 function runPrepared (inTransaction: boolean, text: string, values: readonly unknown[]): Promise<Results> {
   const run = async (): Promise<Results> => {
+    // As PGlite's own check words it, which the HTTP side answers 503 (http/errors.ts).
+    if (db.closed) throw new Error('PGlite is closed')
     const options = { syncToFs: false }
     const messages = []
     try {
