@@ -9,7 +9,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { parse, PGlite, protocol, type Results, type Transaction } from '@electric-sql/pglite'
+import { parse, PGlite, protocol, type Results } from '@electric-sql/pglite'
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm'
 import { drizzle } from 'drizzle-orm/pglite'
 import { migrate } from 'drizzle-orm/pglite/migrator'
@@ -117,7 +117,7 @@ function runPrepared (inTransaction: boolean, text: string, values: readonly unk
 }
 
 /** Open transactions by id. PGlite holds its lock while one is open: other statements wait. */
-const transactions = new Map<number, { tx: Transaction, finish: (commit: boolean) => void, done: Promise<void> }>()
+const transactions = new Map<number, { finish: (commit: boolean) => void, done: Promise<void> }>()
 let nextTransaction = 1
 const ROLLBACK = Symbol('rollback')
 
@@ -138,8 +138,10 @@ function begin (): Promise<number> {
     const id = nextTransaction++
     let finish!: (commit: boolean) => void
     const decided = new Promise<boolean>((resolve) => { finish = resolve })
-    const done = db.transaction(async (tx) => {
-      transactions.set(id, { tx, finish, done })
+    // Its statements run through runPrepared, which holds the query lock only: PGlite's transaction
+    // holds the other until it ends.
+    const done = db.transaction(async () => {
+      transactions.set(id, { finish, done })
       resolve(id)
       if (!await decided) throw ROLLBACK
     }).then(() => {}, (error: unknown) => { if (error !== ROLLBACK) throw error })
