@@ -15,7 +15,7 @@ describe('prepared statements on the embedded database', () => {
   afterAll(() => database.close())
 
   const prepared = async () => (await database.query<{ statement: string }>(statement(
-    'select statement from pg_prepared_statements order by prepare_time'))).map((row) => row.statement)
+    'select statement from pg_prepared_statements'))).map((row) => row.statement)
   const echo = statement('select $1::int + 1 as next, $2::text[] as tags, $3::jsonb as doc, $4::boolean as flag')
 
   it('prepares a statement once and runs it with each set of values, typed as PostgreSQL typed them', async () => {
@@ -32,7 +32,8 @@ describe('prepared statements on the embedded database', () => {
     for (const s of texts) expect(await database.query(s)).toEqual([{ n: Number(s.text.split(' ')[1]) }])
     const held = await prepared()
     expect(held).toHaveLength(4) // the last three, and the query asking
-    expect(held).toEqual([texts[3]!.text, texts[4]!.text, texts[5]!.text, expect.stringContaining('pg_prepared_statements')])
+    // Which, not in what order: statements prepared within one tick of PGlite's clock share a prepare_time.
+    expect(held).toEqual(expect.arrayContaining([texts[3]!.text, texts[4]!.text, texts[5]!.text, expect.stringContaining('pg_prepared_statements')]))
     expect(await database.query(texts[0]!)).toEqual([{ n: 1 }])
   })
 
