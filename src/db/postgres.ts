@@ -91,8 +91,12 @@ export async function openPostgres (options: PostgresOptions): Promise<Database>
     log?.warn({ code: (error as { code?: string }).code, message: error.message }, 'idle database connection lost')
   })
   const listeners = new Set<Listener>()
+  // One object shape per mode, built without a spread: this runs for every statement.
+  const config = prepared
+    ? (s: Statement, values?: readonly unknown[]) => ({ name: s.name, text: s.text, values: values as unknown[] })
+    : (s: Statement, values?: readonly unknown[]) => ({ text: s.text, values: values as unknown[] })
   const run = async <R>(client: pg.Pool | pg.PoolClient, s: Statement, values?: readonly unknown[]): Promise<R[]> => {
-    const result = await client.query({ ...(prepared && { name: s.name }), text: s.text, values: values as unknown[] })
+    const result = await client.query(config(s, values))
     return result.rows as R[]
   }
   return {
