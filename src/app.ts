@@ -15,6 +15,7 @@ import { noticeFeed } from './events/feed.js'
 import { eventHub } from './events/hub.js'
 import { eventRoutes, ticketRoutes } from './events/routes.js'
 import { ticketQueries } from './events/tickets.js'
+import { compileOnUse } from './http/compile-on-use.js'
 import { registerCors } from './http/cors.js'
 import { clientErrorHandler, frameworkErrors, noRoute, registerProblemHandlers } from './http/errors.js'
 import { healthRoutes } from './http/health.js'
@@ -58,6 +59,16 @@ export interface Deps {
   eventHeartbeatMs?: number
 }
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * Compiles every route schema not yet used (they compile at their first use: http/compile-on-use.ts);
+     * returns how many. A test calls it to show every schema compiles.
+     */
+    compileSchemas (): number
+  }
+}
+
 /** Longer than the longest parameter we accept (255), so that one is refused by its schema, with a 422/400. */
 const MAX_PARAM_LENGTH = 300
 
@@ -67,6 +78,7 @@ const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 export async function buildApp (config: Config, deps: Deps): Promise<FastifyInstance> {
   const { database, keys, logStream } = deps
   const logger = requestLogger(config.logLevel, logStream)
+  const schemas = compileOnUse()
   const app = Fastify({
     logger: logger.options,
     // A path parameter may be an identity provider's user id of up to 255 characters (classic routes).
@@ -86,11 +98,13 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
     // Refusals that happen before routing answer problem+json too (431, bad framing, bad URLs).
     clientErrorHandler,
     frameworkErrors,
+    schemaController: { compilersFactory: { buildSerializer: schemas.serializers } },
   }).withTypeProvider<TypeBoxTypeProvider>()
+  app.decorate('compileSchemas', schemas.compileAll)
 
   app.addHook('onClose', async () => { logger.stop() })
   await registerCors(app, config.corsOrigins)
-  app.setValidatorCompiler(validatorCompiler())
+  app.setValidatorCompiler(schemas.validators(validatorCompiler()))
   app.removeContentTypeParser('text/plain') // JSON only: anything else is a 415
   // Many front ends send Content-Type: application/json on every request, bodiless ones too
   // (a DELETE, a toggle): an empty body is no body, not a JSON syntax error.
