@@ -55,7 +55,7 @@ export interface Server {
 
 /**
  * Builds dist/ when a source is newer than the last build, as `npm start` does
- * (scripts/build-if-stale.mjs): the server as operators run it, `node dist/server.js`.
+ * (scripts/build-if-stale.mjs): the server as operators run it, `node dist/bundle/server.js`.
  */
 export function buildServer (): void {
   const built = spawnSync(process.execPath, ['scripts/build-if-stale.mjs'], { cwd: ROOT, stdio: 'inherit' })
@@ -63,14 +63,14 @@ export function buildServer (): void {
 }
 
 /**
- * The server in a child process, from source through tsx; with `built`, `node dist/server.js` (call
+ * The server in a child process, from source through tsx; with `built`, `node dist/bundle/server.js` (call
  * `buildServer` first). Resolves once it answers /readyz.
  */
 export async function startServer (env: Record<string, string>, logPath: string, { built = false } = {}): Promise<Server> {
   const port = await freePort()
   const log = openSync(logPath, 'a')
   // Only what the server needs: a DATABASE_URL or JWT_SECRET in our own environment must not leak in.
-  const child = spawn(process.execPath, built ? ['dist/server.js'] : ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, built ? ['dist/bundle/server.js'] : ['--import', 'tsx', 'src/server.ts'], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH ?? '',

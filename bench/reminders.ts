@@ -1,6 +1,6 @@
 /**
  * Reminder lateness (issue 19's target: p99 under 1 s on both databases): the built server
- * (`node dist/server.js`) in a child process, BENCH_REMINDERS (2,000) reminders created through the
+ * (`node dist/bundle/server.js`) in a child process, BENCH_REMINDERS (2,000) reminders created through the
  * API over BENCH_REMINDER_USERS (50) users, falling due in one minute, then how late each fired, read from
  * the database: reminder_changes.at (when it fired) - fire_at (when it was due). Two cases:
  *   spread:  their times spread evenly across one minute;

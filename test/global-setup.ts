@@ -20,7 +20,7 @@ declare module 'vitest' {
 /**
  * Before any test: the server is built when a source is newer than the last build, as `npm start`
  * does (scripts/build-if-stale.mjs, a few seconds; nothing when it is fresh). The tests that run
- * real server processes start `node dist/server.js`, as an operator does: from source through tsx,
+ * real server processes start `node dist/bundle/server.js`, as `npm start` does: from source through tsx,
  * every start cost 1.8 s more (4.6 s against 2.8 s for a restart), over some forty starts a run.
  * The build makes the embedded seed too (src/db/embedded-seed.ts), which every data directory of
  * the run starts as a copy of, as a first start's does.

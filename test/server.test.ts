@@ -20,7 +20,7 @@ async function freePort (): Promise<number> {
 
 async function start (dataDir: string, { logLevel = 'warn' } = {}): Promise<Server> {
   const p = await freePort()
-  const child = spawn(process.execPath, ['dist/server.js'], {
+  const child = spawn(process.execPath, ['dist/bundle/server.js'], {
     env: { ...process.env, DATA_DIR: dataDir, PORT: String(p), HOST: '127.0.0.1', LOG_LEVEL: logLevel, DATABASE_URL: '', JWT_SECRET: '' },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

@@ -15,7 +15,7 @@ describe('the start script', () => {
   afterAll(() => { for (const dir of dirs) rmSync(dir, { recursive: true, force: true }) })
 
   const files = ['src/server.ts', 'src/db/migrations/0001_init.sql', 'tsconfig.json', 'tsconfig.build.json', 'package-lock.json',
-    'dist/.tsbuildinfo', 'dist/embedded-seed/PG_VERSION']
+    'dist/.tsbuildinfo', 'dist/bundle/server.js', 'dist/embedded-seed/PG_VERSION']
   /** A checkout whose build and seed are newer than everything else, and what its `node` was asked. */
   function checkout (nodeExit = 0) {
     const root = mkdtempSync(join(tmpdir(), 'taskbase-start-'))
@@ -49,13 +49,13 @@ describe('the start script', () => {
     return { root, at, start }
   }
 
-  const server = '--max-semi-space-size=4 dist/server.js'
+  const server = '--max-semi-space-size=4 dist/bundle/server.js'
   const build = 'scripts/build-if-stale.mjs'
 
   it('starts the server without building when the build and the seed are the newest', () => {
     const { start } = checkout()
     expect(start()).toEqual({ status: 0, calls: [server] })
-    expect(start({ DATABASE_URL: 'postgres://db/x' })).toEqual({ status: 0, calls: ['--max-semi-space-size=32 dist/server.js'] })
+    expect(start({ DATABASE_URL: 'postgres://db/x' })).toEqual({ status: 0, calls: ['--max-semi-space-size=32 dist/bundle/server.js'] })
   })
 
   it.each([
@@ -76,10 +76,13 @@ describe('the start script', () => {
     expect(start()).toEqual({ status: 0, calls: [build, server] })
   })
 
-  it('builds first when there is no build or no seed, as in a fresh clone', () => {
+  it('builds first when there is no build, no bundle or no seed, as in a fresh clone', () => {
     const noBuild = checkout()
     rmSync(join(noBuild.root, 'dist'), { recursive: true })
     expect(noBuild.start()).toEqual({ status: 0, calls: [build, server] })
+    const noBundle = checkout()
+    rmSync(join(noBundle.root, 'dist', 'bundle'), { recursive: true })
+    expect(noBundle.start()).toEqual({ status: 0, calls: [build, server] })
     const noSeed = checkout()
     rmSync(join(noSeed.root, 'dist', 'embedded-seed'), { recursive: true })
     expect(noSeed.start()).toEqual({ status: 0, calls: [build, server] })

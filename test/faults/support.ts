@@ -95,9 +95,9 @@ export function serverEnv (port: number, env: Record<string, string>): NodeJS.Pr
 }
 
 /** The built server, as `npm start` runs it (test/global-setup.ts builds it first when stale). */
-export const SERVER_ENTRY = 'dist/server.js'
+export const SERVER_ENTRY = 'dist/bundle/server.js'
 
-/** `node dist/server.js`, as `npm start` runs it. */
+/** `node dist/bundle/server.js`, as `npm start` runs it. */
 export async function startServer (env: Record<string, string>): Promise<ServerProcess> {
   const port = await freePort()
   const child = spawn(process.execPath, [SERVER_ENTRY], {

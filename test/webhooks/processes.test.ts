@@ -4,7 +4,7 @@ import {
 } from '../faults/support.js'
 import { startReceiver, type Receiver } from './support.js'
 
-/** Real server processes (node dist/server.js): a crash between a write and its delivery, and two processes on one PostgreSQL. */
+/** Real server processes (node dist/bundle/server.js): a crash between a write and its delivery, and two processes on one PostgreSQL. */
 
 const WEBHOOKS = { WEBHOOKS_ALLOW_PRIVATE: 'true', WEBHOOKS_RETRY_SCHEDULE: '1s' }
 
