@@ -1,3 +1,4 @@
+import { hostname } from 'node:os'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   buildTestApp, documentedOperations, expectProblem, PASSWORD, protectedOperations, PUBLIC_OPERATIONS, testDatabases, uniqueEmail, type TestApp,
@@ -86,6 +87,21 @@ describe.each(testDatabases)('operations and errors on $name', (target) => {
     expect(log).not.toContain(accessToken)
     expect(log).not.toContain(accessToken.split('.')[2])
     expect(log).not.toContain(refreshToken)
+  })
+
+  it('writes one access line per request, with the fields of pino\'s lines and the path without its query', async () => {
+    const res = await t.inject({ url: '/healthz?ticket=secret', headers: { 'x-request-id': `access-${target.name}` } })
+    expect(res.statusCode).toBe(200)
+    const lines = logLines.filter((line) => line.includes(`"reqId":"access-${target.name}"`)).map((line) => JSON.parse(line))
+    expect(lines).toEqual([{
+      level: 30, time: expect.any(Number), pid: process.pid, hostname: hostname(), reqId: `access-${target.name}`,
+      req: { method: 'GET', url: '/healthz', requestId: `access-${target.name}`, remoteAddress: '127.0.0.1' },
+      res: { statusCode: 200 }, responseTime: expect.any(Number), msg: 'request completed',
+    }])
+    // A line pino writes itself begins the same way.
+    t.app.log.info('a line from pino')
+    const own = JSON.parse(logLines.find((line) => line.includes('a line from pino'))!)
+    expect(Object.keys(own).slice(0, 4)).toEqual(Object.keys(lines[0]).slice(0, 4))
   })
 })
 
