@@ -76,6 +76,11 @@ if (force || sources > built) {
   // tsc leaves its build info alone when the output would not change (a file touched, not edited).
   // Stamped with the start: a source saved while tsc ran is newer, and makes the next start build.
   utimesSync(stamp, startedAt, startedAt)
+} else if (modified(join(root, 'dist', 'bundle', 'server.js')) === 0) {
+  // tsc's output is current but the bundle is gone (deleted, or a dist/ from tsc alone): the start
+  // script asks for a build then, and node would otherwise find nothing to run.
+  console.error('bundling taskbase...')
+  await bundle()
 }
 
 const seeded = modified(seed)
