@@ -69,41 +69,189 @@ async function afterDeadlocks<T> (attempt: () => Promise<T>): Promise<T> {
   }
 }
 
-type RowBuilder = { names: string[], build: (values: unknown[]) => unknown }
+/** What a statement's rows are made of: their columns, and the function that makes one row. */
+interface Shape {
+  readonly names: readonly string[]
+  readonly types: readonly number[]
+  /** One row from its columns' text (null for SQL NULL), each parsed as its type says. */
+  readonly build: (text: ReadonlyArray<string | null>) => unknown
+}
 
-/** Bounds the builders below, as statement() bounds its cache: one per statement text. */
-const MAX_ROW_BUILDERS = 5_000
+type Field = { name: string, dataTypeID: number }
+
+/** Bounds the shapes below, as statement() bounds its cache: one per statement text. */
+const MAX_SHAPES = 5_000
+
+/** Text, varchar, uuid, enums: the types whose parser gives back the text it is given. */
+const asText = pg.types.getTypeParser(25, 'text')
+
+const parserOf = (oid: number) => typeParsers[oid] ?? pg.types.getTypeParser(oid, 'text')
 
 /**
- * Rows as objects, made by one function per statement: `(v) => ({ id: v[0], title: v[1], ... })`.
- * node-postgres makes a row by copying a template object and then setting each column by its name.
- * With the app's hundred-odd statements, each with its own columns, those two sites see objects of
- * every shape and V8 falls back to its slowest path: 18 us per list page of 20 rows, against 3.8 us
- * for the limit's few statements (--cpu-prof of pg's parseRow under load, issue 21). Rows come as
- * arrays instead, and each statement's own function gives its rows one shape. The column names are
- * the statement's (our SQL's aliases), compared on every result, so a statement whose columns
- * changed gets a new function.
+ * The shape of rows with these columns: one function per statement,
+ * `(f) => ({ id: f[0], dueAt: f[5] === null ? null : p[5](f[5]), ... })`, which parses and names
+ * each column. node-postgres made each row by copying a template object and setting each column
+ * by name; with the app's hundred-odd statements those sites saw objects of every shape, and V8
+ * fell back to its slowest path (18 us per list page of 20 rows against 3.8 us for the limit's
+ * few statements, issue 21). A statement's own function gives its rows one shape. The names are
+ * our SQL's aliases, quoted as JSON; a duplicated one keeps its last column, as in an object literal.
  */
-function rowBuilders () {
-  const builders = new Map<string, RowBuilder>()
-  const matches = (builder: RowBuilder, fields: readonly pg.FieldDef[]) =>
-    builder.names.length === fields.length && builder.names.every((name, i) => name === fields[i]!.name)
-  return (s: Statement, fields: readonly pg.FieldDef[], values: unknown[][]): unknown[] => {
-    if (values.length === 0) return values
-    let builder = builders.get(s.name)
-    if (builder === undefined || !matches(builder, fields)) {
-      const names = fields.map((field) => field.name)
-      // The names are our SQL's columns, quoted as JSON. A duplicated one keeps its last column, as
-      // in an object literal and as node-postgres did.
-      const build = new Function('v', `return { ${names.map((name, i) => `${JSON.stringify(name)}: v[${i}]`).join(', ')} }`) as RowBuilder['build']
-      builder = { names, build }
-      if (builders.size < MAX_ROW_BUILDERS) builders.set(s.name, builder)
+function shapeOf (fields: readonly Field[]): Shape {
+  const parsers = fields.map((field) => parserOf(field.dataTypeID))
+  const properties = fields.map((field, i) => `${JSON.stringify(field.name)}: ` +
+    (parsers[i] === asText ? `f[${i}]` : `f[${i}] === null ? null : p[${i}](f[${i}])`))
+  const build = new Function('p', `return function (f) { return { ${properties.join(', ')} } }`)(parsers) as Shape['build']
+  return { names: fields.map((field) => field.name), types: fields.map((field) => field.dataTypeID), build }
+}
+
+const NO_COLUMNS = shapeOf([])
+
+/** The shapes met so far, by statement name: a statement described again reuses its function. */
+function shapes () {
+  const known = new Map<string, Shape>()
+  const fits = (shape: Shape, fields: readonly Field[]) => shape.names.length === fields.length &&
+    fields.every((field, i) => field.name === shape.names[i] && field.dataTypeID === shape.types[i])
+  return (statement: Statement, fields: readonly Field[]): Shape => {
+    let shape = known.get(statement.name)
+    if (shape === undefined || !fits(shape, fields)) {
+      shape = shapeOf(fields)
+      if (known.size < MAX_SHAPES) known.set(statement.name, shape)
     }
-    const { build } = builder
-    const out = new Array<unknown>(values.length)
-    for (let i = 0; i < values.length; i++) out[i] = build(values[i]!)
-    return out
+    return shape
   }
+}
+
+/** pg's connection, as far as a query writes to it (the calls pg's own Query and pg-cursor make). */
+interface Connection {
+  stream: { cork?: () => void, uncork?: () => void }
+  parsedStatements: Record<string, string>
+  submittedNamedStatements: Record<string, string>
+  parse (message: { text: string, name?: string }): void
+  bind (message: { statement?: string, values?: readonly unknown[], valueMapper: (value: unknown) => unknown }): void
+  describe (message: { type: 'P', name: string }): void
+  execute (message: { portal: string }): void
+  sync (): void
+  sendCopyFail (message: string): void
+}
+
+const prepareValue = (pg as unknown as { utils: { prepareValue: (value: unknown) => unknown } }).utils.prepareValue
+
+interface ExecutionContext {
+  /** Statements are named, and prepared on each connection. */
+  readonly prepared: boolean
+  readonly shapeFor: ReturnType<typeof shapes>
+  /** By connection: the shapes of the statements it has prepared and described. */
+  readonly described: WeakMap<Connection, Map<string, Shape>>
+}
+
+type Done = (error: Error | null, rows?: unknown[]) => void
+
+/**
+ * One execution of a statement, as node-postgres's client runs a query object of its own (a
+ * "submittable", as pg-cursor is). pg's Query asks the server to describe the result on every
+ * execution and builds its row parsers from that description each time (`addFields`: 15-19 us of
+ * a task read, issue 21). Here a connection describes a statement once, when it prepares it, and
+ * keeps its shape (`described`); later executions there are only bound and executed. PostgreSQL
+ * holds a prepared statement's result to the columns it was described with: a table changed
+ * since fails the execution ("cached plan must not change result type") rather than answer other
+ * columns. An unnamed statement (behind a transaction pooler) is described every time.
+ */
+class Execution {
+  /** Set by pg's client or pool, which call it once, with the error or the rows. */
+  callback: Done | undefined
+  readonly name: string | undefined
+  readonly text: string
+  private readonly rows: unknown[] = []
+  private shape: Shape | undefined
+  private described: Map<string, Shape> | undefined
+  private failure: Error | undefined
+  private answered = false
+
+  constructor (private readonly context: ExecutionContext, private readonly statement: Statement,
+    private readonly values: readonly unknown[] | undefined) {
+    this.name = context.prepared ? statement.name : undefined
+    this.text = statement.text
+  }
+
+  submit (connection: Connection): null {
+    const { name } = this
+    if (name !== undefined) {
+      this.described = this.context.described.get(connection)
+      if (this.described === undefined) this.context.described.set(connection, this.described = new Map())
+      if (connection.parsedStatements[name] !== undefined) this.shape = this.described.get(name)
+    }
+    connection.stream.cork?.()
+    try {
+      if (name === undefined || (connection.parsedStatements[name] === undefined && connection.submittedNamedStatements[name] === undefined)) {
+        connection.parse({ text: this.text, name })
+        if (name !== undefined) connection.submittedNamedStatements[name] = this.text
+      }
+      try {
+        connection.bind({ statement: name, values: this.values ?? [], valueMapper: prepareValue })
+      } catch (error) {
+        // A value that cannot be sent (a cyclic object): nothing runs. A statement parsed just now
+        // stays prepared, as the client will note when the server says so.
+        connection.sync()
+        this.handleError(error as Error)
+        return null
+      }
+      if (this.shape === undefined) connection.describe({ type: 'P', name: '' })
+      connection.execute({ portal: '' })
+      connection.sync()
+    } finally {
+      connection.stream.uncork?.()
+    }
+    return null
+  }
+
+  handleRowDescription (message: { fields: Field[] }): void {
+    this.keep(this.context.shapeFor(this.statement, message.fields))
+  }
+
+  handleDataRow (message: { fields: Array<string | null> }): void {
+    if (this.failure !== undefined) return
+    try {
+      this.rows.push(this.shape!.build(message.fields))
+    } catch (error) {
+      this.failure = error as Error
+    }
+  }
+
+  handleCommandComplete (): void {
+    // Described, and no RowDescription came (NoData): a statement without columns.
+    if (this.shape === undefined) this.keep(NO_COLUMNS)
+  }
+
+  private keep (shape: Shape): void {
+    this.shape = shape
+    if (this.name !== undefined) this.described?.set(this.name, shape)
+  }
+
+  handleEmptyQuery (): void {}
+
+  handlePortalSuspended (): void {}
+
+  handleError (error: Error): void {
+    this.answer(this.failure ?? error)
+  }
+
+  handleReadyForQuery (): void {
+    this.answer(this.failure ?? null)
+  }
+
+  /** Once: a value that could not be bound is answered at once, and its sync still ends in ReadyForQuery. */
+  private answer (error: Error | null): void {
+    if (this.answered) return
+    this.answered = true
+    if (error === null) this.callback?.(null, this.rows)
+    else this.callback?.(error)
+  }
+
+  handleCopyInResponse (connection: Connection): void {
+    connection.sendCopyFail('No source stream defined')
+  }
+
+  handleCopyData (): void {}
 }
 
 export async function openPostgres (options: PostgresOptions): Promise<Database> {
@@ -128,24 +276,24 @@ export async function openPostgres (options: PostgresOptions): Promise<Database>
     log?.warn({ code: (error as { code?: string }).code, message: error.message }, 'idle database connection lost')
   })
   const listeners = new Set<Listener>()
-  // One object shape per mode, built without a spread: this runs for every statement.
-  const config = prepared
-    ? (s: Statement, values?: readonly unknown[]) => ({ name: s.name, text: s.text, values: values as unknown[], rowMode: 'array' as const })
-    : (s: Statement, values?: readonly unknown[]) => ({ text: s.text, values: values as unknown[], rowMode: 'array' as const })
-  const rows = rowBuilders()
-  const run = async <R>(client: pg.Pool | pg.PoolClient, s: Statement, values?: readonly unknown[]): Promise<R[]> => {
-    const result = await client.query<unknown[]>(config(s, values))
-    return rows(s, result.fields, result.rows) as R[]
-  }
+  const context: ExecutionContext = { prepared, shapeFor: shapes(), described: new WeakMap() }
+  const execution = (s: Statement, values?: readonly unknown[]) => new Execution(context, s, values)
+  /** On the transaction's connection. */
+  const runOn = <R>(client: pg.PoolClient, s: Statement, values?: readonly unknown[]) => new Promise<R[]>((resolve, reject) => {
+    const run = execution(s, values)
+    run.callback = (error, rows) => error ? reject(error) : resolve(rows as R[])
+    client.query(run as never)
+  })
   return {
     kind: 'postgres',
-    query: (s, values) => afterDeadlocks(() => run(pool, s, values)),
+    // The pool sets the callback (it releases the connection there) and answers with a promise.
+    query: (s, values) => afterDeadlocks(() => pool.query(execution(s, values) as never) as unknown as Promise<never[]>),
     transaction: (work) => afterDeadlocks(async () => {
       const client = await pool.connect()
       let broken: Error | undefined
       try {
         await client.query('begin')
-        const result = await work({ query: (s, values) => run(client, s, values) })
+        const result = await work({ query: (s, values) => runOn(client, s, values) })
         await client.query('commit')
         return result
       } catch (error) {

@@ -1,0 +1,105 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { openPostgres, type Database } from '../../src/db/client.js'
+import { statement } from '../../src/db/sql.js'
+import { testDatabases } from '../helpers.js'
+
+/**
+ * What every statement relies on from the database, on both drivers: rows named by the SQL's
+ * columns and parsed by their types, the same on every connection and every execution (on
+ * PostgreSQL a statement's result is described once per process, then only bound and executed),
+ * and a failed statement that rejects and leaves the connection usable.
+ */
+describe.each(testDatabases)('statements on $name', (target) => {
+  let database: Database
+  let url: string | undefined
+  let drop: () => Promise<void>
+  beforeAll(async () => { ({ database, drop, url } = await target.open()) })
+  afterAll(() => drop())
+
+  const TYPED = statement(`select $1::text as title, $2::timestamptz as "dueAt", $3::bigint as seq, $4::int as version,
+    $5::boolean as completed, $6::text[] as tags, $7::jsonb as recurrence, $8::uuid as "projectId"`)
+
+  it('names each column as the SQL does and parses it by its type, null included', async () => {
+    const values = ['Buy milk', '2026-12-31T10:00:00.000Z', 9_007_199_254_740, 3, true, ['work', 'a "quoted", tag'], JSON.stringify({ every: 'day' }), '8a1d3c2e-5b7f-4d6a-9c0e-1f2a3b4c5d6e']
+    const [row] = await database.query(TYPED, values)
+    expect(row).toStrictEqual({
+      title: 'Buy milk', dueAt: '2026-12-31T10:00:00.000Z', seq: 9_007_199_254_740, version: 3, completed: true,
+      tags: ['work', 'a "quoted", tag'], recurrence: { every: 'day' }, projectId: '8a1d3c2e-5b7f-4d6a-9c0e-1f2a3b4c5d6e',
+    })
+    const [empty] = await database.query(TYPED, [null, null, null, null, null, null, null, null])
+    expect(empty).toStrictEqual({ title: null, dueAt: null, seq: null, version: null, completed: null, tags: null, recurrence: null, projectId: null })
+  })
+
+  it('gives the same rows on every connection and execution, many at once', async () => {
+    const SERIES = statement('select n, n::text || \'th\' as label, now() >= now() as sane from generate_series(1, $1::int) as n')
+    const counts = Array.from({ length: 40 }, (_, i) => i % 7)
+    const results = await Promise.all(counts.map((count) => database.query(SERIES, [count])))
+    results.forEach((rows, i) => {
+      expect(rows).toStrictEqual(Array.from({ length: counts[i]! }, (_, k) => ({ n: k + 1, label: `${k + 1}th`, sane: true })))
+    })
+  })
+
+  it('answers a statement that returned no row, then rows; and one with no columns, again and again', async () => {
+    await database.query(statement('create table if not exists query_test_notes (id int primary key, body text)'))
+    const INSERT = statement('insert into query_test_notes (id, body) values ($1, $2)')
+    const FIND = statement('select id, body from query_test_notes where id = $1')
+    expect(await database.query(FIND, [1])).toStrictEqual([])
+    for (const id of [1, 2, 3]) expect(await database.query(INSERT, [id, `note ${id}`])).toStrictEqual([])
+    expect(await database.query(FIND, [2])).toStrictEqual([{ id: 2, body: 'note 2' }])
+    await database.transaction(async (tx) => {
+      expect(await tx.query(INSERT, [4, 'note 4'])).toStrictEqual([])
+      expect(await tx.query(FIND, [4])).toStrictEqual([{ id: 4, body: 'note 4' }])
+    })
+  })
+
+  it('keeps the last of two columns of one name, as an object literal does', async () => {
+    expect(await database.query(statement('select 1 as a, 2 as a, 3 as b'))).toStrictEqual([{ a: 2, b: 3 }])
+  })
+
+  it('rejects a value it cannot send or a statement that fails, and answers the next one', async () => {
+    const ECHO = statement('select $1::text as echoed')
+    if (target.name === 'postgres') {
+      // node-postgres turns a value into text by its toPostgres(), and refuses one that returns itself.
+      const cyclic: { toPostgres: () => unknown } = { toPostgres: () => cyclic }
+      await expect(database.query(ECHO, [cyclic])).rejects.toThrow(/circular/)
+      // Refused before it ran: the transaction goes on, and the statement prepared with it works.
+      const FRESH = statement('select $1::text as fresh')
+      expect(await database.transaction(async (tx) => {
+        await expect(tx.query(FRESH, [cyclic])).rejects.toThrow(/circular/)
+        return tx.query(FRESH, ['prepared'])
+      })).toStrictEqual([{ fresh: 'prepared' }])
+    }
+    await expect(database.query(statement('select 1 / $1::int as quotient'), [0])).rejects.toMatchObject({ code: '22012' })
+    expect(await database.query(ECHO, ['still here'])).toStrictEqual([{ echoed: 'still here' }])
+    await expect(database.transaction(async (tx) => {
+      expect(await tx.query(ECHO, ['in a transaction'])).toStrictEqual([{ echoed: 'in a transaction' }])
+      await tx.query(statement('select 1 / $1::int as quotient'), [0])
+    })).rejects.toMatchObject({ code: '22012' })
+    expect(await database.query(ECHO, ['after it'])).toStrictEqual([{ echoed: 'after it' }])
+  })
+
+  // Another process may change a table (a newer version's migration); PGlite's database is this process's own.
+  it.runIf(target.name === 'postgres')('never answers rows of the old columns once a table changed under a running server', async () => {
+    // Its own pool of one connection, so each connection it replaces is a new one that has not
+    // prepared the statement: the description kept from the first is all it has.
+    const own = await openPostgres({ url: url!, poolSize: 1 })
+    try {
+      await own.query(statement('create table query_test_changing (id int primary key)'))
+      await own.query(statement('insert into query_test_changing (id) values (1)'))
+      const ALL = statement('select * from query_test_changing')
+      expect(await own.query(ALL)).toStrictEqual([{ id: 1 }])
+      await own.query(statement('alter table query_test_changing add column label text default \'one\''))
+      const answers: unknown[] = []
+      for (let attempt = 0; attempt < 4; attempt++) {
+        answers.push(await own.query(ALL).catch((error: Error) => error))
+        if (Array.isArray(answers.at(-1))) break
+      }
+      // Each answer is an error (PostgreSQL's "cached plan must not change result type", or ours
+      // for a connection that had not prepared it) or the rows as they now are.
+      for (const answer of answers) if (Array.isArray(answer)) expect(answer).toStrictEqual([{ id: 1, label: 'one' }])
+      expect(answers.at(-1)).toStrictEqual([{ id: 1, label: 'one' }])
+    } finally {
+      await own.close()
+    }
+  })
+})
