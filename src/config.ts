@@ -16,6 +16,8 @@ export interface Config {
   /** A direct (unpooled) URL for LISTEN, when DATABASE_URL goes through a transaction pooler. */
   readonly databaseDirectUrl: string | undefined
   readonly databasePoolSize: number
+  /** Connections that carry single reads in pipeline mode, besides the pool (db/postgres.ts). */
+  readonly databaseReadConnections: number
   readonly dataDir: string
   /**
    * Undefined: a random secret is generated once and kept, in `dataDir` for the embedded database,
@@ -261,6 +263,7 @@ export function loadConfig (env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl,
     databaseDirectUrl: env.DATABASE_DIRECT_URL || undefined,
     databasePoolSize: integer('DATABASE_POOL_SIZE', 10, 1, 1000),
+    databaseReadConnections: integer('DATABASE_READ_CONNECTIONS', 4, 0, 100),
     dataDir: resolve(env.DATA_DIR || 'data'),
     jwtSecret,
     jwtIssuer: env.JWT_ISSUER || 'taskbase',

@@ -71,6 +71,7 @@ async function serve (config: Config): Promise<void> {
       url: config.databaseUrl,
       directUrl: config.databaseDirectUrl,
       poolSize: config.databasePoolSize,
+      readConnections: config.databaseReadConnections,
       preparedStatements: config.databasePreparedStatements,
       log: earlyLog,
       // No statement outlives the request timeout: Fastify's covers receiving a request, not a

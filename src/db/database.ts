@@ -41,6 +41,10 @@ export interface PoolStats {
   inUse: number
   /** Queries waiting for a connection. */
   waiting: number
+  /** Read connections open (pipeline mode, besides the pool). */
+  readConnections: number
+  /** Reads sent down them and not yet answered. */
+  readsPending: number
 }
 
 /** Where the database layer reports what an operator should know; pino's logger fits. */

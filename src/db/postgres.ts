@@ -25,6 +25,13 @@ export interface PostgresOptions {
    * statement prepared on one server connection for the next transaction.
    */
   readonly preparedStatements?: boolean | 'auto'
+  /**
+   * Connections that carry single reads in pipeline mode (see `readConnections`), besides the
+   * pool; 0: reads take the pool as writes do. Never behind a transaction pooler. Default 4.
+   */
+  readonly readConnections?: number
+  /** A read connection unused this long closes, as the pool's idle ones do. Default 30 s. */
+  readIdleMs?: number
 }
 
 /**
@@ -156,12 +163,15 @@ type Done = (error: Error | null, rows?: unknown[]) => void
  * since fails the execution ("cached plan must not change result type") rather than answer other
  * columns. An unnamed statement (behind a transaction pooler) is described every time.
  */
-class Execution {
+// pg's client takes only its own Query in pipeline mode (pg-cursor's kind keeps a portal open).
+const QueryBase = pg.Query as unknown as new (config: { text: string, name?: string }) => object
+
+class Execution extends QueryBase {
   /** Set by pg's client or pool, which call it once, with the error or the rows. */
   callback: Done | undefined
   readonly name: string | undefined
   readonly text: string
-  private readonly rows: unknown[] = []
+  private readonly collected: unknown[] = []
   private shape: Shape | undefined
   private described: Map<string, Shape> | undefined
   private failure: Error | undefined
@@ -169,6 +179,7 @@ class Execution {
 
   constructor (private readonly context: ExecutionContext, private readonly statement: Statement,
     private readonly values: readonly unknown[] | undefined) {
+    super({ text: statement.text })
     this.name = context.prepared ? statement.name : undefined
     this.text = statement.text
   }
@@ -211,7 +222,7 @@ class Execution {
   handleDataRow (message: { fields: Array<string | null> }): void {
     if (this.failure !== undefined) return
     try {
-      this.rows.push(this.shape!.build(message.fields))
+      this.collected.push(this.shape!.build(message.fields))
     } catch (error) {
       this.failure = error as Error
     }
@@ -243,7 +254,7 @@ class Execution {
   private answer (error: Error | null): void {
     if (this.answered) return
     this.answered = true
-    if (error === null) this.callback?.(null, this.rows)
+    if (error === null) this.callback?.(null, this.collected)
     else this.callback?.(error)
   }
 
@@ -254,8 +265,124 @@ class Execution {
   handleCopyData (): void {}
 }
 
+/** A read connection: a pg client in pipeline mode, and what it has on the wire. */
+interface Lane {
+  readonly client: pg.Client
+  /** Statements sent and not yet answered. */
+  pending: number
+  /** Held corked until the event loop's turn ends, so the turn's reads leave in one write. */
+  corked: boolean
+  lastUsed: number
+}
+
+/** feature_not_supported (a cached plan whose result changed), invalid_sql_statement_name. */
+const STALE_STATEMENT = new Set(['0A000', '26000'])
+
+/** The application_name of read connections, so operators (and tests) can find them. */
+export const READ_APPLICATION_NAME = 'taskbase-read'
+
+const SELECT = /^\s*select\b/i
+const WRITES = /\bfor\s+(no\s+key\s+)?update\b|\bfor\s+(key\s+)?share\b|\b(insert|update|delete)\b|\b(nextval|setval|set_config|pg_advisory\w*|pg_notify)\s*\(/i
+const readOnly = new WeakMap<Statement, boolean>()
+
+/**
+ * A SELECT that, by its text, writes, locks and sets nothing. Only a matter of speed: a statement
+ * sent down a read connection is still its own transaction, committed alone, as on the pool.
+ */
+export function isReadOnly (s: Statement): boolean {
+  let found = readOnly.get(s)
+  if (found === undefined) readOnly.set(s, found = SELECT.test(s.text) && !WRITES.test(s.text))
+  return found
+}
+
+/**
+ * Single reads (not in a transaction) go down a few connections in pipeline mode. Each statement
+ * is sent with its own Sync, so it is its own implicit transaction and a failed one fails alone;
+ * the next are sent without waiting for its answer. The reads of every request handled in one
+ * turn of the event loop leave in one write per connection, corked until setImmediate, where the
+ * pool sent each in a write of its own and woke a server process for each. Writes stay on the
+ * pool: a commit waits for its WAL flush, and on a pipelined connection everything behind it
+ * would wait too. Connections open on first use, are replaced when lost, and close after
+ * `idleMs` without a read.
+ */
+function readConnections (count: number, idleMs: number, connect: () => pg.Client, log?: WarnLog) {
+  const lanes: Lane[] = []
+  let sweeper: NodeJS.Timeout | undefined
+  let closed = false
+  const retire = (lane: Lane) => {
+    const at = lanes.indexOf(lane)
+    if (at >= 0) lanes.splice(at, 1)
+    if (lanes.length === 0) {
+      clearInterval(sweeper)
+      sweeper = undefined
+    }
+    lane.client.end().catch(() => {})
+  }
+  const open = (): Lane => {
+    const client = connect()
+    const lane: Lane = { client, pending: 0, corked: false, lastUsed: Date.now() }
+    // pg fails every statement on the wire when the connection is lost; the next read opens another.
+    client.on('error', (error) => {
+      log?.warn({ code: (error as { code?: string }).code, message: error.message }, 'read connection to the database lost')
+      retire(lane)
+    })
+    client.on('end', () => retire(lane))
+    client.connect().catch(() => retire(lane))
+    lanes.push(lane)
+    sweeper ??= setInterval(() => {
+      const now = Date.now()
+      for (const idle of lanes.filter((l) => l.pending === 0 && now - l.lastUsed > idleMs)) retire(idle)
+    }, Math.max(idleMs / 3, 10)).unref()
+    return lane
+  }
+  const pick = (): Lane => {
+    if (lanes.length < count) {
+      // Open another only when every open one is busy.
+      const free = lanes.find((lane) => lane.pending === 0)
+      return free ?? open()
+    }
+    let best = lanes[0]!
+    for (let i = 1; i < lanes.length; i++) if (lanes[i]!.pending < best.pending) best = lanes[i]!
+    return best
+  }
+  return {
+    run <R>(execution: Execution): Promise<R[]> {
+      // As the pool refuses queries once ended (errors.ts answers both 503).
+      if (closed) return Promise.reject(new Error('The read connections are closed'))
+      const lane = pick()
+      lane.pending++
+      lane.lastUsed = Date.now()
+      const { stream } = (lane.client as unknown as { connection: Connection }).connection
+      if (!lane.corked && stream.cork !== undefined) {
+        lane.corked = true
+        stream.cork()
+        setImmediate(() => { lane.corked = false; stream.uncork?.() })
+      }
+      return new Promise<R[]>((resolve, reject) => {
+        execution.callback = (error, rows) => {
+          lane.pending--
+          if (error === null) return resolve(rows as R[])
+          // A statement prepared here that can no longer run as prepared (a table changed under
+          // it: "cached plan must not change result type"): the connection goes, as the pool's
+          // do after any error, and the next one prepares it afresh.
+          if (STALE_STATEMENT.has((error as { code?: string }).code!)) retire(lane)
+          reject(error)
+        }
+        lane.client.query(execution as never)
+      })
+    },
+    async close () {
+      closed = true
+      clearInterval(sweeper)
+      // In pipeline mode pg's end waits for the statements on the wire, then says goodbye.
+      await Promise.all(lanes.splice(0).map((lane) => lane.client.end().catch(() => {})))
+    },
+    stats: () => ({ open: lanes.length, pending: lanes.reduce((sum, lane) => sum + lane.pending, 0) }),
+  }
+}
+
 export async function openPostgres (options: PostgresOptions): Promise<Database> {
-  const { url, directUrl, poolSize, log, statementTimeoutMs, preparedStatements = 'auto' } = options
+  const { url, directUrl, poolSize, log, statementTimeoutMs, preparedStatements = 'auto', readIdleMs = 30_000 } = options
   // Transaction poolers take no startup parameters: behind one, the statement timeout is the
   // pooler's own (PgBouncer's query_timeout), and statements go unnamed.
   const pooled = (statementTimeoutMs !== undefined || preparedStatements === 'auto') && !await acceptsStartupParameters(url)
@@ -276,6 +403,18 @@ export async function openPostgres (options: PostgresOptions): Promise<Database>
     log?.warn({ code: (error as { code?: string }).code, message: error.message }, 'idle database connection lost')
   })
   const listeners = new Set<Listener>()
+  // A transaction pooler may give each Sync's transaction another server: no pipelines through it.
+  const readCount = pooled ? 0 : options.readConnections ?? 4
+  const reads = readCount > 0
+    ? readConnections(readCount, readIdleMs, () => new pg.Client({
+      connectionString: url,
+      application_name: READ_APPLICATION_NAME,
+      types: pgTypes,
+      pipeline: true,
+      connectionTimeoutMillis: 5_000,
+      ...(statementTimeoutMs !== undefined && { statement_timeout: statementTimeoutMs }),
+    } as pg.ClientConfig), log)
+    : undefined
   const context: ExecutionContext = { prepared, shapeFor: shapes(), described: new WeakMap() }
   const execution = (s: Statement, values?: readonly unknown[]) => new Execution(context, s, values)
   /** On the transaction's connection. */
@@ -287,7 +426,9 @@ export async function openPostgres (options: PostgresOptions): Promise<Database>
   return {
     kind: 'postgres',
     // The pool sets the callback (it releases the connection there) and answers with a promise.
-    query: (s, values) => afterDeadlocks(() => pool.query(execution(s, values) as never) as unknown as Promise<never[]>),
+    query: (s, values) => afterDeadlocks(() => reads !== undefined && isReadOnly(s)
+      ? reads.run(execution(s, values))
+      : pool.query(execution(s, values) as never) as unknown as Promise<never[]>),
     transaction: (work) => afterDeadlocks(async () => {
       const client = await pool.connect()
       let broken: Error | undefined
@@ -336,12 +477,17 @@ export async function openPostgres (options: PostgresOptions): Promise<Database>
       const client = [...listeners].map((l) => l.client()).find((c) => c !== undefined)
       await (client ?? pool).query(NOTIFY_EACH, [channel, payloads])
     },
-    async close () { if (!pool.ended) await pool.end() },
+    async close () {
+      await reads?.close()
+      if (!pool.ended) await pool.end()
+    },
     poolStats: () => ({
       max: poolSize,
       open: pool.totalCount,
       inUse: pool.totalCount - pool.idleCount,
       waiting: pool.waitingCount,
+      readConnections: reads?.stats().open ?? 0,
+      readsPending: reads?.stats().pending ?? 0,
     }),
   }
 }

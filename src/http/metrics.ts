@@ -80,6 +80,8 @@ export function registerMetrics (app: FastifyInstance, { database, token }: Metr
     pool('taskbase_db_pool_size', 'Connections the pool holds open', (s) => s.open)
     pool('taskbase_db_pool_in_use', 'Connections checked out by a query or transaction', (s) => s.inUse)
     pool('taskbase_db_pool_waiting', 'Queries waiting for a free connection', (s) => s.waiting)
+    pool('taskbase_db_read_connections', 'Read connections open (pipeline mode, besides the pool)', (s) => s.readConnections)
+    pool('taskbase_db_reads_pending', 'Reads sent down the read connections and not yet answered', (s) => s.readsPending)
   }
 
   // Each series' children, kept: prom-client hashes a labels object on every call, and the two

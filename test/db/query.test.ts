@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import pg from 'pg'
 import { openPostgres, type Database } from '../../src/db/client.js'
+import { isReadOnly, READ_APPLICATION_NAME } from '../../src/db/postgres.js'
 import { statement } from '../../src/db/sql.js'
 import { testDatabases } from '../helpers.js'
 
@@ -101,5 +103,95 @@ describe.each(testDatabases)('statements on $name', (target) => {
     } finally {
       await own.close()
     }
+  })
+
+  describe.runIf(target.name === 'postgres')('read connections', () => {
+    const PID = statement('select pg_backend_pid() as pid')
+    /** Whether PostgreSQL still has a read connection with process `pid`. */
+    const readBackend = async (pid: number) => {
+      const admin = new pg.Client({ connectionString: url })
+      await admin.connect()
+      try {
+        return (await admin.query('select 1 from pg_stat_activity where pid = $1 and application_name = $2', [pid, READ_APPLICATION_NAME])).rowCount === 1
+      } finally {
+        await admin.end()
+      }
+    }
+    /** Asks `check` again until it holds, for at most 5 s. */
+    const eventually = async (check: () => Promise<boolean>) => {
+      const deadline = Date.now() + 5_000
+      while (!await check()) {
+        if (Date.now() > deadline) throw new Error('still not so after 5 s')
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+    }
+
+    it('tells reads from statements that write, lock or set', () => {
+      expect(isReadOnly(statement('select id from tasks t where t.user_id = $1'))).toBe(true)
+      expect(isReadOnly(statement('  SELECT count(*) from tasks'))).toBe(true)
+      for (const text of ['update tasks set title = $1', 'with x as (delete from tasks returning id) select * from x',
+        'select id from tasks for update', 'select id from tasks for no key update', 'select id from tasks for key share',
+        'select set_config(\'a.b\', \'c\', false)', 'select pg_advisory_lock(1)', 'select nextval(\'s\')', 'insert into t values (1)']) {
+        expect(isReadOnly(statement(text)), text).toBe(false)
+      }
+    })
+
+    it('sends reads sent together down a few connections, each read answered alone, a failure included', async () => {
+      const own = await openPostgres({ url: url!, poolSize: 2, readConnections: 2 })
+      try {
+        const ECHO = statement('select $1::int as n, pg_backend_pid() as pid')
+        const QUOTIENT = statement('select 10 / $1::int as quotient')
+        const reads = Array.from({ length: 30 }, (_, i) => i === 13
+          ? own.query(QUOTIENT, [0]).catch((error: { code?: string }) => error.code)
+          : own.query<{ n: number, pid: number }>(ECHO, [i]))
+        const answers = await Promise.all(reads)
+        expect(answers[13]).toBe('22012')
+        const rows = answers.filter((answer, i) => i !== 13) as Array<Array<{ n: number, pid: number }>>
+        expect(rows.map((r) => r[0]!.n)).toStrictEqual(Array.from({ length: 30 }, (_, i) => i).filter((i) => i !== 13))
+        // Two read connections carried them all, and the pool none.
+        const pids = [...new Set(rows.map((r) => r[0]!.pid))]
+        expect(pids.length).toBeLessThanOrEqual(2)
+        for (const pid of pids) expect(await readBackend(pid)).toBe(true)
+        expect(own.poolStats!()).toMatchObject({ open: 0, readConnections: 2, readsPending: 0 })
+        await own.close()
+        for (const pid of pids) await eventually(async () => !await readBackend(pid))
+        // Closed, as the pool is once ended: nothing opens again behind the caller's back.
+        await expect(own.query(ECHO, [1])).rejects.toThrow(/closed/)
+      } finally {
+        await own.close()
+      }
+    })
+
+    it('fails the reads on a connection that is lost, and reads again on another', async () => {
+      const own = await openPostgres({ url: url!, poolSize: 1, readConnections: 1 })
+      try {
+        const [{ pid }] = await own.query<{ pid: number }>(PID) as [{ pid: number }]
+        const SLOW = statement('select pg_sleep($1::float) is null as slept')
+        const inFlight = [own.query(SLOW, [30]), own.query(SLOW, [0])].map((p) => p.then(() => 'answered', () => 'failed'))
+        expect(own.poolStats!().readsPending).toBe(2)
+        const admin = new pg.Client({ connectionString: url })
+        await admin.connect()
+        await admin.query('select pg_terminate_backend($1)', [pid])
+        await admin.end()
+        expect(await Promise.all(inFlight)).toStrictEqual(['failed', 'failed'])
+        const [again] = await own.query<{ pid: number }>(PID)
+        expect(again!.pid).not.toBe(pid)
+      } finally {
+        await own.close()
+      }
+    })
+
+    it('closes a read connection left unused, and opens one again for the next read', async () => {
+      const own = await openPostgres({ url: url!, poolSize: 1, readConnections: 1, readIdleMs: 100 })
+      try {
+        const [{ pid }] = await own.query<{ pid: number }>(PID) as [{ pid: number }]
+        expect(await readBackend(pid)).toBe(true)
+        await eventually(async () => !await readBackend(pid) && own.poolStats!().readConnections === 0)
+        const [again] = await own.query<{ pid: number }>(PID)
+        expect(again!.pid).not.toBe(pid)
+      } finally {
+        await own.close()
+      }
+    })
   })
 })

@@ -115,15 +115,18 @@ describe.each(testDatabases)('GET /metrics on $name', (target) => {
     }
   })
 
-  it('reports the connection pool of a server database, and nothing for the embedded one', async () => {
+  it('reports the connection pool and the read connections of a server database, and nothing for the embedded one', async () => {
     const text = await scrape()
     if (target.name === 'postgres') {
       expect(sample(text, 'taskbase_db_pool_max')).toBe(10)
       expect(sample(text, 'taskbase_db_pool_size')).toBeGreaterThanOrEqual(1)
       expect(sample(text, 'taskbase_db_pool_in_use')).toBe(0)
       expect(sample(text, 'taskbase_db_pool_waiting')).toBe(0)
+      expect(sample(text, 'taskbase_db_read_connections')).toBeGreaterThanOrEqual(0)
+      expect(sample(text, 'taskbase_db_reads_pending')).toBe(0)
     } else {
       expect(text).not.toContain('taskbase_db_pool')
+      expect(text).not.toContain('taskbase_db_read')
     }
   })
 
