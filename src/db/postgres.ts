@@ -153,6 +153,9 @@ interface ExecutionContext {
 
 type Done = (error: Error | null, rows?: unknown[]) => void
 
+// pg's client takes only its own Query in pipeline mode (pg-cursor's kind keeps a portal open).
+const QueryBase = pg.Query as unknown as new (config: { text: string, name?: string }) => object
+
 /**
  * One execution of a statement, as node-postgres's client runs a query object of its own (a
  * "submittable", as pg-cursor is). pg's Query asks the server to describe the result on every
@@ -163,9 +166,6 @@ type Done = (error: Error | null, rows?: unknown[]) => void
  * since fails the execution ("cached plan must not change result type") rather than answer other
  * columns. An unnamed statement (behind a transaction pooler) is described every time.
  */
-// pg's client takes only its own Query in pipeline mode (pg-cursor's kind keeps a portal open).
-const QueryBase = pg.Query as unknown as new (config: { text: string, name?: string }) => object
-
 class Execution extends QueryBase {
   /** Set by pg's client or pool, which call it once, with the error or the rows. */
   callback: Done | undefined
