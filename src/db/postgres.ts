@@ -154,7 +154,8 @@ interface ExecutionContext {
 type Done = (error: Error | null, rows?: unknown[]) => void
 
 // pg's client takes only its own Query in pipeline mode (pg-cursor's kind keeps a portal open).
-const QueryBase = pg.Query as unknown as new (config: { text: string, name?: string }) => object
+// Given the text alone: given an object, its constructor copies it by property descriptors (1.5 us).
+const QueryBase = pg.Query as unknown as new (text: string) => object
 
 /**
  * One execution of a statement, as node-postgres's client runs a query object of its own (a
@@ -179,7 +180,7 @@ class Execution extends QueryBase {
 
   constructor (private readonly context: ExecutionContext, private readonly statement: Statement,
     private readonly values: readonly unknown[] | undefined) {
-    super({ text: statement.text })
+    super(statement.text)
     this.name = context.prepared ? statement.name : undefined
     this.text = statement.text
   }
