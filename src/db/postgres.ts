@@ -31,7 +31,7 @@ export interface PostgresOptions {
    */
   readonly readConnections?: number
   /** A read connection unused this long closes, as the pool's idle ones do. Default 30 s. */
-  readIdleMs?: number
+  readonly readIdleMs?: number
 }
 
 /**
