@@ -389,15 +389,15 @@ export async function openPostgres (options: PostgresOptions): Promise<Database>
   const pooled = (statementTimeoutMs !== undefined || preparedStatements === 'auto') && !await acceptsStartupParameters(url)
   if (pooled) log?.warn({}, 'DATABASE_URL refuses startup parameters (a transaction pooler?): no statement timeout is set and statements are not prepared; set the pooler\'s query_timeout')
   const prepared = preparedStatements === 'auto' ? !pooled : preparedStatements
-  const pool = new pg.Pool({
+  // What the pool's connections and the read connections share.
+  const connection = {
     connectionString: url,
-    max: poolSize,
     types: pgTypes,
     // A request waiting this long for a connection gets a 503 rather than hanging.
     connectionTimeoutMillis: 5_000,
-    idleTimeoutMillis: 30_000,
     ...(statementTimeoutMs !== undefined && !pooled && { statement_timeout: statementTimeoutMs }),
-  })
+  }
+  const pool = new pg.Pool({ ...connection, max: poolSize, idleTimeoutMillis: 30_000 })
   // Without this listener an idle connection dropped by the server (restart, failover,
   // pg_terminate_backend) crashes the process. The pool replaces the connection by itself.
   pool.on('error', (error) => {
@@ -407,14 +407,8 @@ export async function openPostgres (options: PostgresOptions): Promise<Database>
   // A transaction pooler may give each Sync's transaction another server: no pipelines through it.
   const readCount = pooled ? 0 : options.readConnections ?? 4
   const reads = readCount > 0
-    ? readConnections(readCount, readIdleMs, () => new pg.Client({
-      connectionString: url,
-      application_name: READ_APPLICATION_NAME,
-      types: pgTypes,
-      pipeline: true,
-      connectionTimeoutMillis: 5_000,
-      ...(statementTimeoutMs !== undefined && { statement_timeout: statementTimeoutMs }),
-    } as pg.ClientConfig), log)
+    ? readConnections(readCount, readIdleMs,
+      () => new pg.Client({ ...connection, application_name: READ_APPLICATION_NAME, pipeline: true } as pg.ClientConfig), log)
     : undefined
   const context: ExecutionContext = { prepared, shapeFor: shapes(), described: new WeakMap() }
   const execution = (s: Statement, values?: readonly unknown[]) => new Execution(context, s, values)
@@ -482,14 +476,17 @@ export async function openPostgres (options: PostgresOptions): Promise<Database>
       await reads?.close()
       if (!pool.ended) await pool.end()
     },
-    poolStats: () => ({
-      max: poolSize,
-      open: pool.totalCount,
-      inUse: pool.totalCount - pool.idleCount,
-      waiting: pool.waitingCount,
-      readConnections: reads?.stats().open ?? 0,
-      readsPending: reads?.stats().pending ?? 0,
-    }),
+    poolStats: () => {
+      const { open = 0, pending = 0 } = reads?.stats() ?? {}
+      return {
+        max: poolSize,
+        open: pool.totalCount,
+        inUse: pool.totalCount - pool.idleCount,
+        waiting: pool.waitingCount,
+        readConnections: open,
+        readsPending: pending,
+      }
+    },
   }
 }
 
