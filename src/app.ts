@@ -170,6 +170,7 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
     jobs.start()
   })
   metrics.eventStreams(() => hub.stats())
+  metrics.taskCreates(() => tasks.createStats())
   // Open streams would keep the server from closing: end them first.
   app.addHook('preClose', async () => {
     hub.close()

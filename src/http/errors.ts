@@ -46,7 +46,7 @@ export function isDatabaseUnavailable (error: unknown): boolean {
       if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) return true
     }
     const message = e.message
-    if (typeof message === 'string' && /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end|read connections are closed|PGlite is closed/i.test(message)) return true
+    if (typeof message === 'string' && /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end|read connections are closed|waited too long for the database|PGlite is closed/i.test(message)) return true
   }
   return false
 }

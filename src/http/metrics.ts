@@ -6,12 +6,15 @@ import { toProblem } from './errors.js'
 import { forbidden, ProblemType, unauthorized } from './problem.js'
 import { errorResponses } from './schemas.js'
 import type { LimitName } from '../limits/rate-limit.js'
+import type { CreateBatchStats } from '../tasks/create-batch.js'
 
 export interface Metrics {
   /** Counts a request refused by a rate limit. */
   rateLimited (name: LimitName): void
   /** Reports the event streams (open, and the bytes they hold unsent) at each scrape. */
   eventStreams (stats: () => { open: number, bufferedBytes: number }): void
+  /** Reports the creates gathered into one statement (tasks/create-batch.ts) at each scrape. */
+  taskCreates (stats: () => Readonly<CreateBatchStats>): void
 }
 
 export interface MetricsOptions {
@@ -131,6 +134,13 @@ export function registerMetrics (app: FastifyInstance, { database, token }: Metr
         registers: [registry],
         collect () { this.set(stats().bufferedBytes) },
       })
+    },
+    taskCreates (stats) {
+      // Totals kept by the batcher, read at each scrape.
+      const total = (name: string, help: string, read: (s: CreateBatchStats) => number) =>
+        new Counter({ name, help, registers: [registry], collect () { this.reset(); this.inc(read(stats())) } })
+      total('taskbase_task_create_batches_total', 'Statements that created the tasks of several users at once', (s) => s.batches)
+      total('taskbase_task_creates_batched_total', 'Tasks created by those statements', (s) => s.rows)
     },
   }
 }

@@ -10,6 +10,7 @@ import { nextFiring, remindersOf } from '../reminders/plan.js'
 import { localTime, upcoming, type Recurrence } from '../recurrence/schedule.js'
 import type { CompletionsQuery } from '../recurrence/schemas.js'
 import { decodeCursor, encodeCursor, sortValue } from './cursor.js'
+import { createBatcher, type NewTask } from './create-batch.js'
 import { createOnce, pruneIdempotencyKeys, requestHash, type Answer } from './idempotency.js'
 import type { CreateTaskBody, ListTasksQuery, Task, UpdateTaskBody } from './schemas.js'
 import { checkStart, decodeHistoryCursor, dueAtRequired, encodeHistoryCursor, planWrite, recurrenceOf, type LockedTask, type WriteOptions } from './series.js'
@@ -141,12 +142,20 @@ function normalizeTags (tags: string[]): { tags: string[], tagKeys: string[] } {
 /** A new task's series, in stored form, and its first occurrence's wall-clock time; both null without one. */
 interface NewSeries { recurrence: Recurrence | null, dueLocal: string | null }
 
-function insertValues (userId: string, input: CreateTaskBody, series: NewSeries): unknown[] {
+/** A new task's stored values, checked: the reminders may be refused (a 400). */
+function newTask (userId: string, input: CreateTaskBody, series: NewSeries): NewTask {
   const { tags, tagKeys } = normalizeTags(input.tags ?? [])
   const dueAt = input.dueAt ? toStoredTime(input.dueAt) : null
-  return [userId, input.title.trim(), input.description ?? null, input.priority ?? 'none', dueAt, tags, tagKeys,
-    series.recurrence === null ? null : JSON.stringify(series.recurrence), series.dueLocal,
-    JSON.stringify(remindersOf(input.reminders ?? [], [], dueAt))]
+  return {
+    userId, title: input.title.trim(), description: input.description ?? null, priority: input.priority ?? 'none', dueAt, tags, tagKeys,
+    recurrence: series.recurrence, dueLocal: series.dueLocal, reminders: remindersOf(input.reminders ?? [], [], dueAt),
+  }
+}
+
+/** $1-$10 of INSERT and INSERT_PLACED. */
+function insertValues (task: NewTask): unknown[] {
+  return [task.userId, task.title, task.description, task.priority, task.dueAt, task.tags, task.tagKeys,
+    task.recurrence === null ? null : JSON.stringify(task.recurrence), task.dueLocal, JSON.stringify(task.reminders)]
 }
 
 /** The SET clauses of the fields a write changes as given (title, description, priority, tags). */
@@ -175,13 +184,15 @@ export interface TaskQueryOptions {
    * task is now due: the scheduler wakes for it (jobs/scheduler.ts). The trigger scheduled it.
    */
   reminderDue?: (at: number) => void
+  /** How long a plain create may wait for a batch (create-batch.ts); the tests shorten it. */
+  createWaitMs?: number
 }
 
 /**
  * The task statements. A write that cannot be done throws the problem to answer (http/problem.ts):
  * a task that is not the user's is a 404, a stale If-Match a 412.
  */
-export function taskQueries (db: Database, { changed: logGrew = () => {}, maxTasksPerUser, reminderDue = () => {} }: TaskQueryOptions) {
+export function taskQueries (db: Database, { changed: logGrew = () => {}, maxTasksPerUser, reminderDue = () => {}, createWaitMs }: TaskQueryOptions) {
   /** After a write that committed: its user's log grew, and a reminder of the task may be due sooner. */
   const changed = (userId: string, task?: Task) => {
     logGrew(userId)
@@ -189,6 +200,10 @@ export function taskQueries (db: Database, { changed: logGrew = () => {}, maxTas
     const next = nextFiring(task.reminders, task.dueAt)
     if (next !== undefined) reminderDue(next)
   }
+
+  /** The single INSERT: the task, or undefined when its user is at the cap. */
+  const insertOne = (sql: Sql, task: NewTask) => queryOne<Task>(sql, INSERT, [...insertValues(task), maxTasksPerUser])
+  const together = createBatcher(db, maxTasksPerUser, (task) => insertOne(db, task), createWaitMs)
 
   /**
    * A conditional write changed nothing: the task is not the user's (404), or, when the write was
@@ -213,17 +228,20 @@ export function taskQueries (db: Database, { changed: logGrew = () => {}, maxTas
     return tooDeep()
   }
 
-  /** `sql` is a transaction when the task has a parent (see `create` below). */
+  /**
+   * `sql` is a transaction when the task has a parent or an Idempotency-Key (see `create` below); a
+   * plain create on the database goes with the others under way (create-batch.ts).
+   */
   const insert = async (sql: Sql, userId: string, input: CreateTaskBody): Promise<Task> => {
     const placed = input.projectId != null || input.parentId !== undefined
-    const series = await newSeries(sql, userId, input)
+    const task = newTask(userId, input, await newSeries(sql, userId, input))
     if (input.parentId !== undefined) await sql.query(SHARE_USER_MOVES, [userId])
-    const task = placed
-      ? await queryOne<Task>(sql, INSERT_PLACED, [...insertValues(userId, input, series), maxTasksPerUser,
+    const created = placed
+      ? await queryOne<Task>(sql, INSERT_PLACED, [...insertValues(task), maxTasksPerUser,
         input.projectId ?? null, input.parentId ?? null, input.projectId !== undefined])
-      : await queryOne<Task>(sql, INSERT, [...insertValues(userId, input, series), maxTasksPerUser])
-    if (!task) throw placed ? await whyNotCreated(sql, userId, input) : taskLimitReached(maxTasksPerUser)
-    return task
+      : sql === db ? await together.insert(task) : await insertOne(sql, task)
+    if (!created) throw placed ? await whyNotCreated(sql, userId, input) : taskLimitReached(maxTasksPerUser)
+    return created
   }
 
   /**
@@ -316,6 +334,9 @@ export function taskQueries (db: Database, { changed: logGrew = () => {}, maxTas
   }
 
   return {
+    /** How many creates went together (create-batch.ts), for metrics. */
+    createStats: together.stats,
+
     async create (userId: string, input: CreateTaskBody): Promise<Task> {
       // A subtask's creation waits for a move in progress, which could change its parent's project or depth.
       const task = await placedGone(userId, input, () => input.parentId === undefined
