@@ -31,7 +31,7 @@ const MAX_RUNNING = 2
  * A create that waited this long for a batch fails as unavailable (503), as one that waited this
  * long for a pooled connection does (db/postgres.ts, connectionTimeoutMillis).
  */
-export const CREATE_WAIT_MS = 5_000
+const CREATE_WAIT_MS = 5_000
 
 /**
  * Inserts the tasks of $1 (a JSON array of rows, `n` their order), one per user, each user's row
