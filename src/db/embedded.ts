@@ -24,9 +24,15 @@ export type Response =
   | { ready: true, created?: Created }
   | { vacuumed: Vacuumed }
 
-/** A VACUUM (ANALYZE) the database thread ran by itself (vacuum.ts). */
+/** A pass of VACUUM and ANALYZE the database thread ran by itself (vacuum.ts). */
 export interface Vacuumed {
+  /** From the first step to the last, requests answered between them. */
   ms: number
+  /** The longest step, from its start to its end: about the longest a request waited for the pass. */
+  longestMs: number
+  steps: number
+  /** Whether it cleaned the indexes (the server was quiet, or they had waited long enough). */
+  indexes: boolean
   /** Rows changed since the run before. */
   changed: number
   /** Rows in the tables, as this run counted them. */
