@@ -9,11 +9,12 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { parse, PGlite, protocol, type Results } from '@electric-sql/pglite'
+import { parse, PGlite, protocol, types } from '@electric-sql/pglite'
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm'
 import { drizzle } from 'drizzle-orm/pglite'
 import { migrate } from 'drizzle-orm/pglite/migrator'
 import type { Request, Response, WorkerOptions } from './embedded.js'
+import { readAnswer, type Answer } from './embedded-protocol.js'
 import { copySeed, type Created } from './embedded-seed.js'
 import { migrationsFolder, typeParsers } from './shared.js'
 import { COUNTED_ROWS, GIN_INDEXES, TABLES, VACUUM_SETTLE_MS, vacuumDue, vacuumSteps } from './vacuum.js'
@@ -85,12 +86,13 @@ function joined (...messages: Uint8Array[]): Uint8Array {
  * under the query lock, and, outside a transaction, under the transaction lock too, so that it never
  * runs inside another request's transaction; an error skips to the Sync, which always ends it.
  */
-function runPrepared (inTransaction: boolean, text: string, values: readonly unknown[]): Promise<Results> {
-  const run = async (): Promise<Results> => {
+function runPrepared (inTransaction: boolean, text: string, values: readonly unknown[]): Promise<Answer> {
+  const run = async (): Promise<Answer> => {
     // As PGlite's own check words it, which the HTTP side answers 503 (http/errors.ts).
     if (db.closed) throw new Error('PGlite is closed')
-    const options = { syncToFs: false }
-    const messages = []
+    const chunks: Uint8Array[] = []
+    // PGlite hands over a view of its memory, which the next statement overwrites.
+    const options = { syncToFs: false, onRawData: (bytes: Uint8Array) => { chunks.push(bytes.slice()) } }
     try {
       let statement = prepared.get(text)
       if (statement === undefined) {
@@ -98,7 +100,7 @@ function runPrepared (inTransaction: boolean, text: string, values: readonly unk
         const evicted = prepared.size >= maxPrepared ? prepared.keys().next().value : undefined
         const close = evicted === undefined ? [] : [serialize.close({ type: 'S', name: prepared.get(evicted)!.name })]
         if (evicted !== undefined) prepared.delete(evicted)
-        const described = await db.execProtocolStream(joined(...close, serialize.parse({ name, text }), serialize.describe({ type: 'S', name })), options)
+        const described = await db.execProtocolStream(joined(...close, serialize.parse({ name, text }), serialize.describe({ type: 'S', name })), { syncToFs: false })
         statement = { name, types: parse.parseDescribeStatementResults(described) }
       } else {
         prepared.delete(text) // and set again below: the most recently used
@@ -110,16 +112,26 @@ function runPrepared (inTransaction: boolean, text: string, values: readonly unk
         const serializer = db.serializers[types[i]!]
         return serializer ? serializer(value) : String(value)
       })
-      messages.push(...await db.execProtocolStream(
-        joined(serialize.bind({ statement: name, values: params }), serialize.describe({ type: 'P' }), serialize.execute({})), options))
+      await db.execProtocolRawStream(
+        joined(serialize.bind({ statement: name, values: params }), serialize.describe({ type: 'P' }), serialize.execute({})), options)
     } finally {
-      messages.push(...await db.execProtocolStream(serialize.sync(), options))
+      await db.execProtocolRawStream(serialize.sync(), options)
     }
     if (!inTransaction) await db.syncToFs()
-    return parse.parseResults(messages, db.parsers)[0]!
+    const answer = readAnswer(chunks, parseValue)
+    // What a statement notified reaches the listeners here: PGlite's own parser, which called them, was bypassed.
+    for (const { channel, payload } of answer.notifications) if (listening.has(channel)) notify(channel, payload)
+    if (answer.error !== undefined) throw answer.error
+    return answer
   }
   return inTransaction ? db._runExclusiveQuery(run) : db._runExclusiveTransaction(() => db._runExclusiveQuery(run))
 }
+
+const parseValue = (text: string, typeId: number) => types.parseType(text, typeId, db.parsers)
+
+/** The channels LISTENed to. */
+const listening = new Set<string>()
+const notify = (channel: string, payload: string) => port.postMessage({ notify: channel, payload })
 
 /** Open transactions by id. PGlite holds its lock while one is open: other statements wait. */
 const transactions = new Map<number, { finish: (commit: boolean) => void, done: Promise<void> }>()
@@ -252,7 +264,9 @@ async function handle (request: Request): Promise<unknown> {
       return null
     }
     case 'listen': {
-      await db.listen(request.channel, (payload) => port.postMessage({ notify: request.channel, payload }))
+      // PGlite calls back for what the statements it parses itself notify (a COMMIT, for one).
+      await db.listen(request.channel, (payload) => notify(request.channel, payload))
+      listening.add(request.channel)
       return null
     }
     case 'migrate': {

@@ -58,6 +58,42 @@ describe.each(testDatabases)('statements on $name', (target) => {
     expect(await database.query(statement('select 1 as a, 2 as a, 3 as b'))).toStrictEqual([{ a: 2, b: 3 }])
   })
 
+  it('gives back text of any script and length as it was stored, and a failure with its fields', async () => {
+    await database.query(statement('create table if not exists query_test_texts (id int primary key, body text)'))
+    // Long enough to reach the server's reader in several pieces, cut anywhere in a character.
+    const long = 'Grüße, 日本語, 🎉 and "quotes"\\\n'.repeat(8_000)
+    await database.query(statement('insert into query_test_texts (id, body) values (1, $1), (2, $2)'), [long, 'ß'])
+    expect(await database.query(statement('select id, body, octet_length(body) as bytes from query_test_texts order by id')))
+      .toStrictEqual([{ id: 1, body: long, bytes: Buffer.byteLength(long) }, { id: 2, body: 'ß', bytes: 2 }])
+    await expect(database.query(statement('insert into query_test_texts (id, body) values (1, $1)'), ['again'])).rejects.toMatchObject({
+      code: '23505', severity: 'ERROR', table: 'query_test_texts', constraint: 'query_test_texts_pkey', detail: 'Key (id)=(1) already exists.',
+      message: 'duplicate key value violates unique constraint "query_test_texts_pkey"',
+    })
+  })
+
+  it('tells a listener what a statement notified, once, outside a transaction and in one', async () => {
+    const heard: string[] = []
+    let wake: () => void = () => {}
+    const stop = await database.listen('query_test_channel', {
+      message: (payload) => { heard.push(payload); wake() },
+      lost: () => {},
+      restored: () => {},
+    })
+    try {
+      const both = new Promise<void>((resolve) => { wake = () => { if (heard.length >= 2) resolve() } })
+      await database.query(statement("select pg_notify('query_test_channel', $1)"), ['alone'])
+      await database.transaction((tx) => tx.query(statement("select pg_notify('query_test_channel', $1)"), ['in a transaction']))
+      await both
+      // A third, to know nothing more of the first two is on its way.
+      const third = new Promise<void>((resolve) => { wake = () => { if (heard.length >= 3) resolve() } })
+      await database.query(statement("select pg_notify('query_test_channel', $1)"), ['last'])
+      await third
+      expect(heard).toStrictEqual(['alone', 'in a transaction', 'last'])
+    } finally {
+      await stop()
+    }
+  })
+
   it('rejects a value it cannot send or a statement that fails, and answers the next one', async () => {
     const ECHO = statement('select $1::text as echoed')
     if (target.name === 'postgres') {
