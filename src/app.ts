@@ -155,7 +155,15 @@ export async function buildApp (config: Config, deps: Deps): Promise<FastifyInst
     },
   })
   const webhooks = webhookQueries(database, { box, allowPrivate: config.webhooksAllowPrivate, queued: jobs.soon, added: hooked.added })
-  const tasks = taskQueries(database, { changed, maxTasksPerUser: config.tasksPerUserMax, reminderDue: jobs.soon })
+  const tasks = taskQueries(database, {
+    changed,
+    maxTasksPerUser: config.tasksPerUserMax,
+    reminderDue: jobs.soon,
+    // PostgreSQL's 5 s is its pool's wait for a connection. The embedded database has no pool: every
+    // statement waits its turn however long it takes, and a create waiting for a batch does too (under
+    // 1,000 connections a create answered 503 after 5 s where reads waited as long and were answered).
+    ...(database.kind === 'embedded' && { createWaitMs: config.requestTimeoutMs }),
+  })
   const tree = taskTree(database, { changed })
   const projects = projectQueries(database, { changed, maxProjectsPerUser: config.projectsPerUserMax })
   const sync = syncQueries(database)
