@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { openEmbedded } from '../src/db/client.js'
 import { statement } from '../src/db/sql.js'
-import { GIN_INDEXES, TABLES, vacuumSteps } from '../src/db/vacuum.js'
+import { passSteps } from '../src/db/vacuum.js'
 
 const TASKS = Number(process.env.BENCH_VACUUM_TASKS ?? 100_000)
 
@@ -41,7 +41,7 @@ try {
   const names = async (sql: string) => (await database.query<{ name: string }>(statement(sql))).map((row) => row.name)
   const pass = async (label: string, cleanIndexes: boolean) => {
     const times: Array<[string, number]> = []
-    for (const step of vacuumSteps(await names(TABLES), await names(GIN_INDEXES), cleanIndexes)) {
+    for (const step of await passSteps(names, cleanIndexes)) {
       const t = performance.now()
       await database.query(statement(step))
       times.push([step, performance.now() - t])

@@ -17,7 +17,7 @@ import type { Request, Response, WorkerOptions } from './embedded.js'
 import { readAnswer, type Answer } from './embedded-protocol.js'
 import { copySeed, type Created } from './embedded-seed.js'
 import { migrationsFolder, typeParsers } from './shared.js'
-import { COUNTED_ROWS, GIN_INDEXES, TABLES, VACUUM_SETTLE_MS, vacuumDue, vacuumSteps } from './vacuum.js'
+import { COUNTED_ROWS, passSteps, VACUUM_SETTLE_MS, vacuumDue } from './vacuum.js'
 
 /**
  * At most this many statements stay prepared: each holds its plans in the database's memory, which
@@ -228,7 +228,7 @@ async function vacuumPass (cleanIndexes: boolean) {
   let longestMs = 0
   try {
     const names = async (sql: string) => (await db.query<{ name: string }>(sql)).rows.map((row) => row.name)
-    for (const step of vacuumSteps(await names(TABLES), await names(GIN_INDEXES), cleanIndexes)) {
+    for (const step of await passSteps(names, cleanIndexes)) {
       await new Promise((resolve) => setTimeout(resolve, STEP_GAP_MS))
       const stepStarted = performance.now()
       await db.exec(step)

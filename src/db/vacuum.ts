@@ -59,8 +59,13 @@ export function vacuumSteps (tables: readonly string[], ginIndexes: readonly str
 const literal = (text: string) => `'${text.replaceAll("'", "''")}'`
 
 /** The application's tables, largest first, and its GIN indexes, as names that can be put in a statement. */
-export const TABLES = "select c.oid::regclass::text as name from pg_class c where c.relkind = 'r' and c.relnamespace = 'public'::regnamespace order by c.relpages desc, c.relname"
-export const GIN_INDEXES = "select c.oid::regclass::text as name from pg_class c join pg_am a on a.oid = c.relam where c.relkind = 'i' and a.amname = 'gin' and c.relnamespace = 'public'::regnamespace order by c.relname"
+const TABLES = "select c.oid::regclass::text as name from pg_class c where c.relkind = 'r' and c.relnamespace = 'public'::regnamespace order by c.relpages desc, c.relname"
+const GIN_INDEXES = "select c.oid::regclass::text as name from pg_class c join pg_am a on a.oid = c.relam where c.relkind = 'i' and a.amname = 'gin' and c.relnamespace = 'public'::regnamespace order by c.relname"
+
+/** The steps of a pass over the database as it is now; `names` runs a query and gives its `name` column. */
+export async function passSteps (names: (sql: string) => Promise<string[]>, cleanIndexes: boolean): Promise<string[]> {
+  return vacuumSteps(await names(TABLES), await names(GIN_INDEXES), cleanIndexes)
+}
 
 /** How many rows the tables hold, as the last VACUUM counted them (PostgreSQL's reltuples). */
 export const COUNTED_ROWS = "select coalesce(sum(greatest(reltuples, 0)), 0)::float8 as rows from pg_class where relkind = 'r'"
